@@ -1,0 +1,100 @@
+# hypr top-level Makefile.
+#
+#   make            build the VMM, the guest agent, the initramfs and the guest kernel
+#   make demo       install what is missing, build everything, boot an example
+#   make test       install what is missing, build everything, run every test
+#   make fuzz       build the libFuzzer targets (clang)
+#   make bench      run the benchmarks in bench/
+#
+# Sources are found by wildcard, one rule per kind of directory:
+#   common/*.c, vmm/*.c, kestrel/lib/*.c  -> host libraries in build/lib
+#   cmd/NAME.c                            -> bin/NAME (a host program)
+#   kestrel/agent/*.c + kestrel/lib/*.c   -> build/guest/kestrel (static PID 1)
+#   tests/guest/NAME.c                    -> build/guest/NAME (static guest test program)
+#   tests/unit/test_NAME.c                -> build/tests/test_NAME
+#   tests/fuzz/fuzz_NAME.c                -> build/fuzz/fuzz_NAME (clang libFuzzer)
+# The guest kernel is built by mk/kernel.sh and cached under ~/.cache/hypr.
+
+CC      ?= gcc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -MMD -MP
+LDLIBS  := -larchive -lseccomp -lpthread
+GUEST_CFLAGS := $(CFLAGS) -static -Os
+
+B := build
+COMMON_SRC  := $(wildcard common/*.c)
+VMM_SRC     := $(wildcard vmm/*.c)
+KLIB_SRC    := $(wildcard kestrel/lib/*.c)
+# host_*.c files of kestrel/lib use host-only libraries (libarchive): not in the guest
+KLIB_GUEST  := $(filter-out kestrel/lib/host_%,$(KLIB_SRC))
+AGENT_SRC   := $(wildcard kestrel/agent/*.c)
+CMD_SRC     := $(wildcard cmd/*.c)
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+GUESTT_SRC  := $(wildcard tests/guest/*.c)
+FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
+
+HOST_LIBS := $(B)/lib/libhyprvmm.a $(B)/lib/libkestrel.a $(B)/lib/libhyprcommon.a
+BINS      := $(patsubst cmd/%.c,bin/%,$(CMD_SRC))
+UNITS     := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+GUESTT    := $(patsubst tests/guest/%.c,$(B)/guest/%,$(GUESTT_SRC))
+FUZZERS   := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
+
+.PHONY: all deps kernel test demo fuzz bench clean
+all: $(BINS) $(B)/guest/kestrel $(B)/initramfs.cpio $(UNITS) $(GUESTT) kernel
+
+deps:
+	@bash scripts/deps.sh
+
+kernel:
+	@bash mk/kernel.sh $(B)/kernel
+
+# host objects
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+$(B)/lib/libhyprcommon.a: $(patsubst %.c,$(B)/obj/%.o,$(COMMON_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(B)/lib/libhyprvmm.a: $(patsubst %.c,$(B)/obj/%.o,$(VMM_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(B)/lib/libkestrel.a: $(patsubst %.c,$(B)/obj/%.o,$(KLIB_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+bin/%: $(B)/obj/cmd/%.o $(HOST_LIBS)
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $< $(HOST_LIBS) $(LDLIBS)
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(HOST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(HOST_LIBS) $(LDLIBS)
+
+# guest (static) objects
+$(B)/gobj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -c -o $@ $<
+$(B)/guest/kestrel: $(patsubst %.c,$(B)/gobj/%.o,$(AGENT_SRC) $(KLIB_GUEST) $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -o $@ $^
+$(B)/guest/%: $(B)/gobj/tests/guest/%.o
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -o $@ $^
+
+$(B)/initramfs.cpio: $(B)/guest/kestrel bin/hypr-mkinitramfs
+	bin/hypr-mkinitramfs -o $@ $(B)/guest/kestrel
+
+fuzz: $(FUZZERS)
+$(B)/fuzz/%: tests/fuzz/%.c $(VMM_SRC) $(KLIB_SRC) $(COMMON_SRC)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $< \
+	  $(VMM_SRC) $(KLIB_SRC) $(COMMON_SRC) $(LDLIBS)
+
+test: deps all
+	@bash tests/run
+
+demo: deps all
+	@bash scripts/demo.sh
+
+bench: deps all
+	@bash bench/boot
+
+clean:
+	rm -rf $(B)/obj $(B)/gobj $(B)/lib $(B)/tests $(B)/guest $(B)/fuzz $(B)/initramfs.cpio bin
+
+-include $(shell find $(B)/obj $(B)/gobj -name '*.d' 2>/dev/null)

@@ -1,0 +1,265 @@
+/* cmd/hypr-vmm.c: boots one microVM and runs one workload in it; exits with
+ * the workload's status. This is the process hyprd spawns per VM, and a
+ * standalone tool:
+ *
+ *   hypr-vmm [--kernel FILE] [--initrd FILE] --rootfs DIR|FILE.squashfs
+ *            [--cpus N] [--memory MiB] [-e KEY=VAL]... [-w DIR] [-u USER]
+ *            [--disk FILE[:ro]]... [--vsock PATH] [--tap NAME]
+ *            [--hostname NAME] [--cmdline ARGS] [--stats] -- CMD [ARG...]
+ *
+ * A directory rootfs is packed into a temporary squashfs (mksquashfs) that
+ * is removed when the VM ends. Exit status: the workload's (0-255; 128+N
+ * when killed by signal N); 125 when the VM could not run or the guest
+ * ended without reporting one, like `docker run`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../common/error.h"
+#include "../kestrel/lib/config.h"
+#include "../vmm/vmm.h"
+
+#define EXIT_VMM_ERROR 125
+#define MAX_DISKS 16
+#define MAX_ENV 1024
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: hypr-vmm [OPTIONS] --rootfs DIR|FILE.squashfs -- CMD [ARG...]\n"
+            "Boot a microVM from a rootfs and run CMD in it; exit with CMD's status.\n\n"
+            "  --rootfs PATH      root filesystem: a directory (packed with mksquashfs) or a squashfs image\n"
+            "  --kernel FILE      guest kernel, bzImage or ELF vmlinux (default: the built one)\n"
+            "  --initrd FILE      kestrel initramfs (default: the built one)\n"
+            "  --cpus N           vCPUs (default 1)\n"
+            "  --memory MiB       guest memory (default 256)\n"
+            "  -e, --env KEY=VAL  environment variable for CMD (repeatable)\n"
+            "  -w, --workdir DIR  working directory of CMD\n"
+            "  -u, --user USER    user[:group] to run CMD as\n"
+            "  --disk FILE[:ro]   extra disk, /dev/vdb, /dev/vdc, ... (repeatable)\n"
+            "  --vsock PATH       vsock device; host side on Unix socket PATH\n"
+            "  --tap NAME         virtio-net device on TAP interface NAME\n"
+            "  --hostname NAME    guest hostname\n"
+            "  --cmdline ARGS     extra kernel command line arguments\n"
+            "  --stats            print boot timing and memory figures on stderr\n"
+            "  --dump-initrd FILE write the initramfs (with CMD's config) to FILE and exit\n"
+            "  -h, --help         this help\n");
+}
+
+/* Looks for a default artefact: $ENV, then next to the binary's checkout
+ * (<exe>/../build/REL), then the installed location. */
+static char *default_path(const char *env, const char *rel, const char *installed)
+{
+    const char *e = getenv(env);
+    char exe[PATH_MAX], *p;
+    if (e && *e)
+        return strdup(e);
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            if (asprintf(&p, "%s/../build/%s", exe, rel) >= 0) {
+                if (access(p, R_OK) == 0)
+                    return p;
+                free(p);
+            }
+        }
+    }
+    return strdup(installed);
+}
+
+/* Packs a directory into a squashfs image at `out` with mksquashfs. */
+static int pack_rootfs(const char *dir, const char *out, hypr_error_t *err)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return hypr_error_make(err, errno, "fork");
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, STDOUT_FILENO);
+        execlp("mksquashfs", "mksquashfs", dir, out, "-noappend", "-quiet", "-no-progress",
+               "-comp", "lz4", (char *)NULL);
+        fprintf(stderr, "hypr-vmm: exec `mksquashfs`: %s\n", strerror(errno));
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return hypr_error_make(err, errno, "wait for mksquashfs");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return hypr_error_make(err, 0, "mksquashfs `%s` failed (status %d)", dir,
+                               WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    return 0;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    vmm_request_stop();
+}
+
+int main(int argc, char **argv)
+{
+    enum { O_KERNEL = 256, O_INITRD, O_ROOTFS, O_CPUS, O_MEMORY, O_DISK, O_VSOCK, O_TAP,
+           O_HOSTNAME, O_CMDLINE, O_STATS, O_DUMP_INITRD };
+    static const struct option opts[] = {
+        { "kernel", required_argument, 0, O_KERNEL }, { "initrd", required_argument, 0, O_INITRD },
+        { "rootfs", required_argument, 0, O_ROOTFS }, { "cpus", required_argument, 0, O_CPUS },
+        { "memory", required_argument, 0, O_MEMORY }, { "env", required_argument, 0, 'e' },
+        { "workdir", required_argument, 0, 'w' }, { "user", required_argument, 0, 'u' },
+        { "disk", required_argument, 0, O_DISK }, { "vsock", required_argument, 0, O_VSOCK },
+        { "tap", required_argument, 0, O_TAP }, { "hostname", required_argument, 0, O_HOSTNAME },
+        { "cmdline", required_argument, 0, O_CMDLINE }, { "stats", no_argument, 0, O_STATS },
+        { "dump-initrd", required_argument, 0, O_DUMP_INITRD },
+        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+    };
+    cleanup_error hypr_error_t err = NULL;
+    struct vmm_config cfg = { .cpus = 1, .mem_mib = 256, .console_out = STDOUT_FILENO, .console_in = -1 };
+    struct kestrel_config agent = { 0 };
+    struct vmm_disk disks[MAX_DISKS + 1];
+    static char *env[MAX_ENV];
+    cleanup_free char *kernel = NULL;
+    cleanup_free char *initrd = NULL;
+    const char *rootfs = NULL;
+    char tmp_squash[] = "/tmp/hypr-rootfs-XXXXXX";
+    bool tmp_created = false, stats = false;
+    const char *dump_initrd = NULL;
+    int ndisks = 1, c;
+
+    while ((c = getopt_long(argc, argv, "+e:w:u:h", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case O_KERNEL: free(kernel); kernel = strdup(optarg); break;
+        case O_INITRD: free(initrd); initrd = strdup(optarg); break;
+        case O_ROOTFS: rootfs = optarg; break;
+        case O_CPUS:
+            cfg.cpus = (int)strtol(optarg, &end, 10);
+            if (*end || cfg.cpus < 1 || cfg.cpus > 32) {
+                fprintf(stderr, "hypr-vmm: --cpus `%s`: expected a number from 1 to 32\n", optarg);
+                return EXIT_VMM_ERROR;
+            }
+            break;
+        case O_MEMORY:
+            cfg.mem_mib = strtoull(optarg, &end, 10);
+            if (*end || cfg.mem_mib < 32) {
+                fprintf(stderr, "hypr-vmm: --memory `%s`: expected MiB, at least 32\n", optarg);
+                return EXIT_VMM_ERROR;
+            }
+            break;
+        case 'e':
+            if (agent.envc == MAX_ENV || strchr(optarg, '=') == NULL || optarg[0] == '=') {
+                fprintf(stderr, "hypr-vmm: -e `%s`: expected KEY=VALUE\n", optarg);
+                return EXIT_VMM_ERROR;
+            }
+            env[agent.envc++] = optarg;
+            break;
+        case 'w': agent.workdir = optarg; break;
+        case 'u': agent.user = optarg; break;
+        case O_DISK: {
+            if (ndisks > MAX_DISKS) {
+                fprintf(stderr, "hypr-vmm: at most %d --disk\n", MAX_DISKS);
+                return EXIT_VMM_ERROR;
+            }
+            size_t l = strlen(optarg);
+            bool ro = l > 3 && strcmp(optarg + l - 3, ":ro") == 0;
+            if (ro)
+                optarg[l - 3] = 0;
+            disks[ndisks++] = (struct vmm_disk){ optarg, ro };
+            break;
+        }
+        case O_VSOCK: cfg.vsock_path = optarg; break;
+        case O_TAP: cfg.tap = optarg; break;
+        case O_HOSTNAME: agent.hostname = optarg; break;
+        case O_CMDLINE: cfg.cmdline_extra = optarg; break;
+        case O_STATS: stats = true; break;
+        case O_DUMP_INITRD: dump_initrd = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return EXIT_VMM_ERROR;
+        }
+    }
+    if (rootfs == NULL || optind >= argc) {
+        fprintf(stderr, "hypr-vmm: %s\n", rootfs ? "no command given after --" : "--rootfs is required");
+        usage(stderr);
+        return EXIT_VMM_ERROR;
+    }
+    agent.argv = argv + optind;
+    agent.argc = (size_t)(argc - optind);
+    agent.env = env;
+    if (kernel == NULL)
+        kernel = default_path("HYPR_KERNEL", "kernel/vmlinux", "/usr/local/lib/hypr/vmlinux");
+    if (initrd == NULL)
+        initrd = default_path("HYPR_INITRD", "initramfs.cpio", "/usr/local/lib/hypr/initramfs.cpio");
+    cfg.kernel = kernel;
+    cfg.initrd = initrd;
+
+    if (dump_initrd) {
+        cfg.agent = &agent;
+        if (vmm_write_initrd(&cfg, dump_initrd, &err) < 0) {
+            hypr_error_report(&err, "hypr-vmm");
+            return EXIT_VMM_ERROR;
+        }
+        return 0;
+    }
+    struct stat st;
+    if (stat(rootfs, &st) < 0) {
+        fprintf(stderr, "hypr-vmm: rootfs `%s`: %s\n", rootfs, strerror(errno));
+        return EXIT_VMM_ERROR;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        int fd = mkstemp(tmp_squash);
+        if (fd < 0) {
+            fprintf(stderr, "hypr-vmm: create `%s`: %s\n", tmp_squash, strerror(errno));
+            return EXIT_VMM_ERROR;
+        }
+        close(fd);
+        tmp_created = true;
+        if (pack_rootfs(rootfs, tmp_squash, &err) < 0) {
+            unlink(tmp_squash);
+            hypr_error_report(&err, "hypr-vmm");
+            return EXIT_VMM_ERROR;
+        }
+        rootfs = tmp_squash;
+    }
+    disks[0] = (struct vmm_disk){ rootfs, true };
+    cfg.disks = disks;
+    cfg.ndisks = ndisks;
+    cfg.agent = &agent;
+
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct vmm_result res;
+    int r = vmm_run(&cfg, &res, &err);
+    if (tmp_created)
+        unlink(tmp_squash);
+    if (stats)
+        fprintf(stderr,
+                "hypr-vmm stats: setup_to_first_kvm_run_ms=%.3f total_ms=%.3f rss_kib=%lu guest_rss_kib=%lu "
+                "vmm_overhead_kib=%lu\n",
+                res.first_run_ns ? (res.first_run_ns - res.start_ns) / 1e6 : -1.0,
+                res.end_ns ? (res.end_ns - res.start_ns) / 1e6 : -1.0, res.rss_kib, res.guest_rss_kib,
+                res.rss_kib > res.guest_rss_kib ? res.rss_kib - res.guest_rss_kib : 0);
+    if (r < 0) {
+        hypr_error_report(&err, "hypr-vmm");
+        return EXIT_VMM_ERROR;
+    }
+    if (res.exit_status < 0) {
+        fprintf(stderr, "hypr-vmm: the guest ended without reporting an exit status\n");
+        return EXIT_VMM_ERROR;
+    }
+    return res.exit_status;
+}

@@ -1,0 +1,362 @@
+/* kestrel/agent/boot.c: what kestrel does to the guest before and after the
+ * workload: mounts, the root switch, hostname, loopback, console mode, the
+ * final unmount and the power-off with the exit status on port 0x510.
+ * Guest only (runs as PID 1). Contract in agent.h. */
+#include "agent.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/io.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/spawn.h" /* kestrel_mkdir_p */
+
+#define EXIT_STATUS_PORT 0x510 /* = VM_EXIT_STATUS_PORT in vmm/vm.h */
+#define ROOT_DEV_WAIT_MS 5000
+
+bool agent_debug;
+
+void agent_log(const char *fmt, ...)
+{
+    if (!agent_debug)
+        return;
+    struct timespec ts;
+    char msg[512];
+    va_list ap;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    dprintf(STDERR_FILENO, "kestrel: [%ld.%03ld] %s\n", (long)ts.tv_sec, ts.tv_nsec / 1000000, msg);
+}
+
+void boot_console_fds(void)
+{
+    if (fcntl(STDERR_FILENO, F_GETFD) >= 0)
+        return;
+    int fd = open("/dev/console", O_RDWR | O_NOCTTY);
+    if (fd < 0)
+        return; /* nowhere to print; errors will only show as status 125 */
+    for (int i = 0; i < 3; i++)
+        if (fd != i)
+            dup2(fd, i);
+    if (fd > 2)
+        close(fd);
+}
+
+void boot_console_raw(bool tty)
+{
+    struct termios t;
+    if (tty || tcgetattr(STDOUT_FILENO, &t) < 0)
+        return;
+    t.c_oflag &= ~(tcflag_t)OPOST;
+    tcsetattr(STDOUT_FILENO, TCSANOW, &t);
+}
+
+static int mount_at(const char *src, const char *dst, const char *type, unsigned long flags, const char *data,
+                    hypr_error_t *err)
+{
+    if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+        return hypr_error_make(err, errno, "mkdir `%s`", dst);
+    if (mount(src, dst, type, flags, data) < 0)
+        return hypr_error_make(err, errno, "mount %s on `%s`", type ? type : src, dst);
+    return 0;
+}
+
+int boot_early_mounts(hypr_error_t *err)
+{
+    if (mount_at("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err) < 0 ||
+        mount_at("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err) < 0 ||
+        mount_at("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755", err) < 0)
+        return -1;
+    return 0;
+}
+
+void boot_cmdline(void)
+{
+    char buf[4096];
+    int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+        if (strcmp(tok, "kestrel.debug") == 0 || strcmp(tok, "kestrel.debug=1") == 0)
+            agent_debug = true;
+    if (!agent_debug) { /* keep kernel chatter out of the workload's output */
+        fd = open("/proc/sys/kernel/printk", O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            if (write(fd, "1", 1) < 0) {
+                /* best effort */
+            }
+            close(fd);
+        }
+    }
+}
+
+/* Waits for the root device node: devtmpfs creates it asynchronously. */
+static int wait_for_dev(const char *dev, hypr_error_t *err)
+{
+    struct stat st;
+    for (int waited = 0; stat(dev, &st) < 0; waited += 5) {
+        if (errno != ENOENT || waited >= ROOT_DEV_WAIT_MS)
+            return hypr_error_make(err, errno, "root device `%s`", dev);
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+int boot_switch_root(const char *root_dev, hypr_error_t *err)
+{
+    static const char *const moved[] = {"/dev", "/proc", "/sys"};
+    if (root_dev[0] == 0) {
+        agent_log("no root device: the initramfs is the root");
+        return 0;
+    }
+    if (wait_for_dev(root_dev, err) < 0)
+        return -1;
+    if (mkdir("/mnt", 0755) < 0 && errno != EEXIST)
+        return hypr_error_make(err, errno, "mkdir `/mnt`");
+    if (mkdir("/mnt/lower", 0755) < 0 && errno != EEXIST)
+        return hypr_error_make(err, errno, "mkdir `/mnt/lower`");
+    /* squashfs starts with "hsqs"; anything else is tried as ext4 (probing
+     * first keeps a failed squashfs mount's kernel message off the console) */
+    const char *fstype = "ext4";
+    char magic[4];
+    int fd = open(root_dev, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return hypr_error_make(err, errno, "open root device `%s`", root_dev);
+    if (pread(fd, magic, 4, 0) == 4 && memcmp(magic, "hsqs", 4) == 0)
+        fstype = "squashfs";
+    close(fd);
+    if (mount(root_dev, "/mnt/lower", fstype, MS_RDONLY, NULL) < 0)
+        return hypr_error_make(err, errno, "mount root device `%s` (%s, read-only)", root_dev, fstype);
+    agent_log("mounted %s (%s)", root_dev, fstype);
+    if (mount_at("tmpfs", "/mnt/rw", "tmpfs", 0, "mode=0755", err) < 0)
+        return -1;
+    if (mkdir("/mnt/rw/upper", 0755) < 0 || mkdir("/mnt/rw/work", 0755) < 0)
+        return hypr_error_make(err, errno, "mkdir in `/mnt/rw`");
+    if (mount_at("overlay", "/mnt/root", "overlay", 0,
+                 "lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work", err) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(moved) / sizeof(moved[0]); i++) {
+        char dst[64];
+        snprintf(dst, sizeof(dst), "/mnt/root%s", moved[i]);
+        if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+            return hypr_error_make(err, errno, "mkdir `%s`", dst);
+        if (mount(moved[i], dst, NULL, MS_MOVE, NULL) < 0)
+            return hypr_error_make(err, errno, "move `%s` to `%s`", moved[i], dst);
+    }
+    /* as switch_root does: the new root replaces / and becomes our root */
+    if (chdir("/mnt/root") < 0)
+        return hypr_error_make(err, errno, "chdir `/mnt/root`");
+    if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+        return hypr_error_make(err, errno, "move `/mnt/root` to `/`");
+    if (chroot(".") < 0)
+        return hypr_error_make(err, errno, "chroot");
+    if (chdir("/") < 0)
+        return hypr_error_make(err, errno, "chdir `/`");
+    agent_log("switched root");
+    return 0;
+}
+
+static bool dir_is_empty(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return true;
+    struct dirent *de;
+    bool empty = true;
+    while (empty && (de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            empty = false;
+    closedir(d);
+    return empty;
+}
+
+struct mount_flag {
+    const char *name;
+    unsigned long set, clear;
+};
+
+static const struct mount_flag mount_flags[] = {
+    {"ro", MS_RDONLY, 0},          {"rw", 0, MS_RDONLY},           {"nosuid", MS_NOSUID, 0},
+    {"suid", 0, MS_NOSUID},        {"nodev", MS_NODEV, 0},         {"dev", 0, MS_NODEV},
+    {"noexec", MS_NOEXEC, 0},      {"exec", 0, MS_NOEXEC},         {"sync", MS_SYNCHRONOUS, 0},
+    {"noatime", MS_NOATIME, 0},    {"nodiratime", MS_NODIRATIME, 0}, {"relatime", MS_RELATIME, 0},
+    {"strictatime", MS_STRICTATIME, 0}, {"bind", MS_BIND, 0},      {"rbind", MS_BIND | MS_REC, 0},
+};
+
+/* Splits mount(8)-style options into flags and filesystem data. */
+static int parse_mount_options(const char *opts, unsigned long *flags, char **data, hypr_error_t *err)
+{
+    cleanup_free char *copy = strdup(opts);
+    size_t cap = strlen(opts) + 1;
+    char *d = calloc(1, cap);
+    if (copy == NULL || d == NULL) {
+        free(d);
+        return hypr_error_make(err, ENOMEM, "mount options");
+    }
+    *flags = 0;
+    for (char *save = NULL, *o = strtok_r(copy, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+        size_t i;
+        for (i = 0; i < sizeof(mount_flags) / sizeof(mount_flags[0]); i++)
+            if (strcmp(o, mount_flags[i].name) == 0)
+                break;
+        if (i < sizeof(mount_flags) / sizeof(mount_flags[0])) {
+            *flags = (*flags & ~mount_flags[i].clear) | mount_flags[i].set;
+            continue;
+        }
+        if (d[0])
+            strcat(d, ",");
+        strcat(d, o);
+    }
+    *data = d;
+    return 0;
+}
+
+static int extra_mount(const struct kestrel_mount *m, hypr_error_t *err)
+{
+    unsigned long flags = 0;
+    cleanup_free char *data = NULL;
+    if (parse_mount_options(m->options, &flags, &data, err) < 0)
+        return -1;
+    if (kestrel_mkdir_p(m->target, 0755, err) < 0)
+        return -1;
+    const char *type = m->fstype[0] ? m->fstype : NULL;
+    if (mount(m->source, m->target, type, flags, data[0] ? data : NULL) < 0)
+        return hypr_error_make(err, errno, "mount `%s` on `%s`", m->source, m->target);
+    if ((flags & MS_BIND) && (flags & MS_RDONLY) &&
+        mount(NULL, m->target, NULL, MS_REMOUNT | MS_BIND | (flags & ~(unsigned long)MS_REC), NULL) < 0)
+        return hypr_error_make(err, errno, "remount `%s` read-only", m->target);
+    agent_log("mounted %s on %s", m->source, m->target);
+    return 0;
+}
+
+int boot_container_mounts(const struct kestrel_config *c, hypr_error_t *err)
+{
+    static const char *const links[][2] = {
+        {"/proc/self/fd", "/dev/fd"},
+        {"/proc/self/fd/0", "/dev/stdin"},
+        {"/proc/self/fd/1", "/dev/stdout"},
+        {"/proc/self/fd/2", "/dev/stderr"},
+    };
+    if (mount_at("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5",
+                 err) < 0 ||
+        mount_at("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k", err) < 0)
+        return -1;
+    hypr_error_t e = NULL;
+    if (mount_at("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, &e) < 0) {
+        agent_log("%s (ignored)", e->msg);
+        hypr_error_free(&e);
+    }
+    /* an image that ships content in /run keeps it; otherwise a fresh tmpfs */
+    if (dir_is_empty("/run") &&
+        mount_at("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755", err) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+        if (symlink(links[i][0], links[i][1]) < 0 && errno != EEXIST)
+            return hypr_error_make(err, errno, "symlink `%s`", links[i][1]);
+    for (size_t i = 0; i < c->nmounts; i++)
+        if (extra_mount(&c->mounts[i], err) < 0)
+            return -1;
+    return 0;
+}
+
+static int write_file(const char *path, const char *content, bool only_if_absent, hypr_error_t *err)
+{
+    int fl = O_WRONLY | O_CREAT | O_CLOEXEC | (only_if_absent ? O_EXCL : O_TRUNC);
+    int fd = open(path, fl, 0644);
+    if (fd < 0) {
+        if (only_if_absent && errno == EEXIST)
+            return 0;
+        return hypr_error_make(err, errno, "open `%s`", path);
+    }
+    size_t n = strlen(content);
+    ssize_t w = write(fd, content, n);
+    int e = errno;
+    close(fd);
+    if (w != (ssize_t)n)
+        return hypr_error_make(err, w < 0 ? e : EIO, "write `%s`", path);
+    return 0;
+}
+
+int boot_hostname(const char *hostname, hypr_error_t *err)
+{
+    char buf[512];
+    if (sethostname(hostname, strlen(hostname)) < 0)
+        return hypr_error_make(err, errno, "sethostname `%s`", hostname);
+    if (kestrel_mkdir_p("/etc", 0755, err) < 0)
+        return -1;
+    snprintf(buf, sizeof(buf), "%s\n", hostname);
+    if (write_file("/etc/hostname", buf, false, err) < 0)
+        return -1;
+    snprintf(buf, sizeof(buf),
+             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", hostname);
+    return write_file("/etc/hosts", buf, true, err);
+}
+
+int boot_loopback(hypr_error_t *err)
+{
+    struct ifreq ifr = {0};
+    cleanup_close int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return hypr_error_make(err, errno, "socket for `lo`");
+    strcpy(ifr.ifr_name, "lo");
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+        return hypr_error_make(err, errno, "get flags of `lo`");
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+        return hypr_error_make(err, errno, "bring up `lo`");
+    return 0;
+}
+
+void boot_teardown(const struct kestrel_config *c)
+{
+    sync();
+    for (size_t i = c->nmounts; i-- > 0;)
+        if (umount2(c->mounts[i].target, 0) < 0)
+            umount2(c->mounts[i].target, MNT_DETACH);
+    mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL);
+    sync();
+}
+
+void boot_poweroff(int status)
+{
+    if (status < 0 || status > 255)
+        status = 255;
+    agent_log("exit status %d, rebooting", status);
+    if (ioperm(EXIT_STATUS_PORT, 4, 1) == 0) {
+        outl((unsigned)status, EXIT_STATUS_PORT);
+    } else {
+        /* a kernel without CONFIG_X86_IOPL_IOPERM: /dev/port does byte
+         * accesses, so the VMM sees a 1-byte write of the status */
+        int e = errno;
+        uint8_t b = (uint8_t)status;
+        int fd = open("/dev/port", O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || pwrite(fd, &b, 1, EXIT_STATUS_PORT) != 1)
+            dprintf(STDERR_FILENO, "kestrel: cannot report exit status %d on port 0x%x: ioperm: %s; /dev/port: %s\n",
+                    status, EXIT_STATUS_PORT, strerror(e), strerror(errno));
+        if (fd >= 0)
+            close(fd);
+    }
+    reboot(RB_AUTOBOOT);
+    for (;;)
+        pause(); /* PID 1 must never exit */
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# tests/e2e/vm.sh: end-to-end tests that boot real microVMs with bin/hypr-vmm.
+# Needs a /dev/kvm that boots Linux: run it through tests/kvmhost/vmrun (as
+# tests/run does). Prints `ok NAME` or `FAIL NAME: why` per case; exits 1 if
+# any failed. Images come from tests/e2e/prepare.
+set -u
+cd "$(dirname "$0")/../.."
+VMM=bin/hypr-vmm
+IMG=build/test-images
+BB=$IMG/busybox.sqfs
+work=$(mktemp -d /tmp/hypr-e2e.XXXXXX)
+nfail=0
+ok() { echo "ok $1"; }
+fail() { echo "FAIL $1: $2"; nfail=$((nfail + 1)); }
+
+# run_vm NAME ARGS... : runs the VMM, leaves stdout in $work/out, stderr in
+# $work/err and the exit status in $rc.
+run_vm() {
+    local name=$1; shift
+    timeout 600 "$VMM" "$@" >"$work/out" 2>"$work/err"
+    rc=$?
+    if [ -n "${E2E_VERBOSE:-}" ]; then
+        echo "--- $name: rc=$rc"; cat "$work/out"; cat "$work/err"
+    fi
+}
+# expect NAME WANT_RC WANT_STDOUT
+expect() {
+    local got
+    got=$(cat "$work/out")
+    if [ "$rc" != "$2" ]; then
+        fail "$1" "exit status $rc, want $2; stdout: $(head -c 300 "$work/out"); stderr: $(tail -c 400 "$work/err")"
+    elif [ "$got" != "$3" ]; then
+        fail "$1" "stdout $(printf %q "$got"), want $(printf %q "$3")"
+    else
+        ok "$1"
+    fi
+}
+
+# 1. output and exit status, PVH boot of the ELF vmlinux (the default)
+run_vm echo_exit --rootfs "$BB" -- /bin/sh -c 'echo hello; exit 3'
+expect echo_exit 3 hello
+
+# 2. the same through the bzImage 64-bit boot protocol, from a rootfs directory
+run_vm bzimage_dir_rootfs --kernel build/kernel/bzImage --rootfs "$IMG/busybox" -- /bin/sh -c 'echo hello; exit 3'
+expect bzimage_dir_rootfs 3 hello
+
+# 3. OCI config semantics: env, workdir (created), user from /etc/passwd
+run_vm env_workdir_user --rootfs "$BB" -e FOO=bar -e 'SPACED=a b' -w /srv/work -u app -- \
+    /bin/sh -c 'echo "$FOO|$SPACED"; pwd; id -u; id -g'
+expect env_workdir_user 0 "bar|a b
+/srv/work
+1000
+1000"
+
+# 4. CPUs and memory as configured
+run_vm cpus_memory --rootfs "$BB" --cpus 2 --memory 512 -- /bin/sh -c \
+    'nproc; awk "/MemTotal/ {print (\$2 > 400*1024 && \$2 <= 512*1024) ? \"mem-ok\" : \"mem-bad \" \$2}" /proc/meminfo'
+expect cpus_memory 0 "2
+mem-ok"
+
+# 5. a second disk read and written, and a read-only one refusing writes
+disk=$work/disk.img
+truncate -s 16M "$disk"
+printf 'hypr-marker' | dd of="$disk" conv=notrunc status=none
+run_vm second_disk --rootfs "$BB" --disk "$disk" -- /bin/sh -c \
+    'head -c 11 /dev/vdb; echo; printf guest-wrote | dd of=/dev/vdb bs=512 seek=8 conv=notrunc 2>/dev/null; sync; echo done'
+if [ "$rc" = 0 ] && [ "$(cat "$work/out")" = "hypr-marker
+done" ] && [ "$(dd if="$disk" bs=512 skip=8 count=1 status=none | head -c 11)" = guest-wrote ]; then
+    ok second_disk
+else
+    fail second_disk "rc=$rc stdout=$(head -c 200 "$work/out") stderr=$(tail -c 300 "$work/err")"
+fi
+run_vm readonly_disk --rootfs "$BB" --disk "$disk:ro" -- /bin/sh -c \
+    'if printf x | dd of=/dev/vdb conv=notrunc,fsync 2>/dev/null; then echo wrote; else echo refused; fi'
+expect readonly_disk 0 refused
+
+# 6. exit statuses: killed by a signal, command not found
+run_vm killed_by_signal --rootfs "$BB" -- /bin/sh -c 'kill -9 $$'
+expect killed_by_signal 137 ""
+run_vm command_not_found --rootfs "$BB" -- /no/such/command
+if [ "$rc" = 127 ] && grep -q 'no/such/command' "$work/out" "$work/err"; then ok command_not_found
+else fail command_not_found "rc=$rc, want 127 and a message naming the command: $(cat "$work/out" "$work/err" | tail -c 300)"; fi
+
+# 7. vsock: exec into a running VM, ps, then shutdown through the agent
+sock=$work/vsock.sock
+"$VMM" --rootfs "$BB" --vsock "$sock" -- /bin/sleep 600 >"$work/vm.out" 2>"$work/vm.err" &
+vmpid=$!
+for _ in $(seq 1 600); do [ -S "$sock" ] && break; sleep 0.2; done
+out=""
+for _ in $(seq 1 300); do # the agent listens once the guest has booted
+    out=$(bin/kestrel-ctl --vsock "$sock" exec -- /bin/sh -c 'echo from-exec; exit 5' 2>"$work/ctl.err")
+    rc=$?
+    [ "$rc" = 5 ] && break
+    sleep 0.5
+done
+if [ "$rc" = 5 ] && [ "$out" = from-exec ]; then ok vsock_exec; else fail vsock_exec "rc=$rc out=$out err=$(tail -c 300 "$work/ctl.err")"; fi
+if bin/kestrel-ctl --vsock "$sock" ps 2>&1 | grep -q 'sleep'; then ok vsock_ps; else fail vsock_ps "ps did not list the workload"; fi
+bin/kestrel-ctl --vsock "$sock" shutdown >/dev/null 2>&1
+for _ in $(seq 1 300); do kill -0 $vmpid 2>/dev/null || break; sleep 0.2; done
+if kill -0 $vmpid 2>/dev/null; then
+    kill -9 $vmpid; fail vsock_shutdown "VM still running after shutdown"
+else
+    wait $vmpid; rc=$?
+    if [ "$rc" = 143 ] || [ "$rc" = 137 ]; then ok vsock_shutdown; else fail vsock_shutdown "exit status $rc, want 143 (SIGTERM) or 137"; fi
+fi
+
+# 8. a malicious guest driver floods a virtqueue with bad descriptors: the
+#    VMM survives, the VM keeps working and exits normally
+run_vm vqflood --rootfs "$IMG/flood" -- /bin/sh -c '/vqflood && echo after-flood'
+if [ "$rc" = 0 ] && grep -q after-flood "$work/out"; then ok vqflood_guest_survives
+else fail vqflood_guest_survives "rc=$rc out=$(tail -c 300 "$work/out") err=$(tail -c 300 "$work/err")"; fi
+
+# 9. a Debian rootfs directory
+if [ -d "$IMG/debian" ]; then
+    run_vm debian_rootfs --rootfs "$IMG/debian" -- /bin/bash -c 'cat /etc/debian_version >/dev/null && echo "debian ${BASH_VERSION%%.*}"'
+    expect debian_rootfs 0 "debian 5"
+else
+    fail debian_rootfs "no Debian test image (tests/e2e/prepare)"
+fi
+
+rm -rf "$work"
+[ $nfail -eq 0 ]

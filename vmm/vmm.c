@@ -1,0 +1,238 @@
+/* vmm/vmm.c: assembles a VM from the parts in vmm/ and runs it (vmm.h). */
+#include "vmm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../kestrel/lib/config.h"
+#include "evloop.h"
+#include "loader.h"
+#include "pci.h"
+#include "serial.h"
+#include "virtio.h"
+#include "vm.h"
+
+#define BASE_CMDLINE "console=ttyS0 reboot=t panic=-1 quiet pci=lastbus=0"
+
+extern uint64_t vcpu_first_run_ns;
+static struct vm *volatile running_vm;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+void vmm_request_stop(void)
+{
+    struct vm *vm = running_vm;
+    if (vm) { /* async-signal-safe: an eventfd write and an atomic store */
+        atomic_store(&vm->stopping, true);
+        uint64_t one = 1;
+        if (write(vm->stop_efd, &one, sizeof(one)) < 0) { /* nothing to do */ }
+    }
+}
+
+/* Resident memory of the process and of guest RAM (for bench/boot: the
+ * VMM's own overhead is the difference). */
+static void measure_rss(struct vm *vm, struct vmm_result *res)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    char line[256];
+    if (f) {
+        while (fgets(line, sizeof(line), f))
+            if (sscanf(line, "VmRSS: %lu kB", &res->rss_kib) == 1)
+                break;
+        fclose(f);
+    }
+    if (vm->mem == NULL)
+        return;
+    long page = sysconf(_SC_PAGESIZE);
+    size_t pages = (vm->mem_size + page - 1) / page;
+    unsigned char *vec = malloc(pages);
+    if (vec && mincore(vm->mem, vm->mem_size, vec) == 0) {
+        uint64_t n = 0;
+        for (size_t i = 0; i < pages; i++)
+            n += vec[i] & 1;
+        res->guest_rss_kib = n * (uint64_t)page / 1024;
+    }
+    free(vec);
+}
+
+/* Reads a whole file into memory, with `extra` spare bytes at the end. */
+static int read_file(const char *path, size_t extra, uint8_t **out, size_t *len, hypr_error_t *err)
+{
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return hypr_error_make(err, errno, "open `%s`", path);
+    if (fstat(fd, &st) < 0)
+        return hypr_error_make(err, errno, "stat `%s`", path);
+    if (!S_ISREG(st.st_mode) || st.st_size == 0)
+        return hypr_error_make(err, 0, "`%s` is not a non-empty regular file", path);
+    uint8_t *buf = malloc((size_t)st.st_size + extra);
+    if (buf == NULL)
+        return hypr_error_make(err, ENOMEM, "read `%s`", path);
+    size_t off = 0;
+    while (off < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + off, (size_t)st.st_size - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            free(buf);
+            return hypr_error_make(err, n < 0 ? errno : EIO, "read `%s`", path);
+        }
+        off += (size_t)n;
+    }
+    *out = buf;
+    *len = off;
+    return 0;
+}
+
+/* The kestrel initramfs with the workload config appended as a second
+ * cpio archive (the kernel unpacks concatenated archives in order). */
+static int build_initrd(const struct vmm_config *cfg, uint8_t **out, size_t *len, hypr_error_t *err)
+{
+    uint8_t *base = NULL, *extra = NULL;
+    size_t base_len = 0, extra_len = 0;
+
+    if (cfg->agent && kestrel_config_cpio(cfg->agent, &extra, &extra_len, err) < 0)
+        return hypr_error_wrap(err, "workload config");
+    if (read_file(cfg->initrd, 4 + extra_len, &base, &base_len, err) < 0) {
+        free(extra);
+        return -1;
+    }
+    /* cpio archives start on 4-byte boundaries */
+    while (base_len % 4)
+        base[base_len++] = 0;
+    if (extra_len)
+        memcpy(base + base_len, extra, extra_len);
+    free(extra);
+    *out = base;
+    *len = base_len + extra_len;
+    return 0;
+}
+
+int vmm_write_initrd(const struct vmm_config *cfg, const char *path, hypr_error_t *err)
+{
+    cleanup_free uint8_t *buf = NULL;
+    size_t len = 0;
+    if (build_initrd(cfg, &buf, &len, err) < 0)
+        return -1;
+    cleanup_close int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return hypr_error_make(err, errno, "create `%s`", path);
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, buf + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return hypr_error_make(err, n < 0 ? errno : EIO, "write `%s`", path);
+        off += (size_t)n;
+    }
+    return 0;
+}
+
+static int add_devices(struct vm *vm, const struct vmm_config *cfg, hypr_error_t *err)
+{
+    for (int i = 0; i < cfg->ndisks; i++)
+        if (virtio_blk_new(vm, cfg->disks[i].path, cfg->disks[i].read_only, err) < 0)
+            return hypr_error_wrap(err, "disk %d", i);
+    if (virtio_rng_new(vm, err) < 0)
+        return -1;
+    if (cfg->vsock_path && virtio_vsock_new(vm, cfg->guest_cid ? cfg->guest_cid : 3, cfg->vsock_path, err) < 0)
+        return -1;
+    if (cfg->tap && virtio_net_new(vm, cfg->tap, -1, NULL, err) < 0)
+        return -1;
+    return 0;
+}
+
+int vmm_run(const struct vmm_config *cfg, struct vmm_result *res, hypr_error_t *err)
+{
+    struct vm vm;
+    struct serial *serial = NULL;
+    cleanup_free uint8_t *kernel = NULL;
+    cleanup_free uint8_t *initrd = NULL;
+    cleanup_free char *cmdline = NULL;
+    size_t kernel_len = 0, initrd_len = 0;
+    struct vm_boot boot;
+    int ret = -1;
+
+    memset(res, 0, sizeof(*res));
+    res->exit_status = -1;
+    res->start_ns = now_ns();
+    if (cfg->cpus < 1 || cfg->cpus > 32)
+        return hypr_error_make(err, 0, "--cpus %d: must be between 1 and 32", cfg->cpus);
+    if (cfg->mem_mib < 32 || cfg->mem_mib > (1ULL << 20))
+        return hypr_error_make(err, 0, "--memory %llu MiB: must be between 32 MiB and 1 TiB",
+                               (unsigned long long)cfg->mem_mib);
+    if (asprintf(&cmdline, "%s%s%s", BASE_CMDLINE, cfg->cmdline_extra ? " " : "",
+                 cfg->cmdline_extra ? cfg->cmdline_extra : "") < 0) {
+        cmdline = NULL;
+        return hypr_error_make(err, ENOMEM, "kernel command line");
+    }
+    if (read_file(cfg->kernel, 0, &kernel, &kernel_len, err) < 0)
+        return hypr_error_wrap(err, "kernel");
+    if (build_initrd(cfg, &initrd, &initrd_len, err) < 0)
+        return hypr_error_wrap(err, "initramfs");
+
+    if (vm_create(&vm, cfg->mem_mib << 20, cfg->cpus, err) < 0)
+        goto out;
+    if (evloop_new(&vm.loop, err) < 0 || pci_bus_new(&vm, err) < 0)
+        goto out;
+    if (serial_new(&vm, cfg->console_out, cfg->console_in, &serial, err) < 0)
+        goto out;
+    if (add_devices(&vm, cfg, err) < 0)
+        goto out;
+    if (loader_load(&vm, kernel, kernel_len, cmdline, initrd, initrd_len, &boot, err) < 0 ||
+        mptable_write(&vm, err) < 0)
+        goto out;
+    free(kernel);
+    kernel = NULL;
+    free(initrd);
+    initrd = NULL;
+    if (vcpu_create_all(&vm, &boot, err) < 0)
+        goto out;
+    if (evloop_start(vm.loop, err) < 0)
+        goto out;
+    running_vm = &vm;
+    if (vcpu_start_all(&vm, err) < 0)
+        goto out;
+
+    /* Wait until a vCPU, a device or a signal ends the VM. */
+    struct pollfd pfd = { .fd = vm.stop_efd, .events = POLLIN };
+    while (!atomic_load(&vm.stopping))
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+            break;
+    res->end_ns = now_ns();
+    if (vm.fatal) {
+        hypr_error_make(err, 0, "%s", vm.fatal);
+        goto out;
+    }
+    ret = 0;
+out:
+    running_vm = NULL;
+    vcpu_stop_all(&vm);
+    if (vm.loop)
+        evloop_stop(vm.loop);
+    if (serial)
+        serial_flush(serial);
+    virtio_pci_free_all(&vm);
+    serial_free(serial);
+    pci_bus_free(&vm);
+    if (vm.loop)
+        evloop_free(vm.loop);
+    measure_rss(&vm, res);
+    res->exit_status = vm.exit_status;
+    res->first_run_ns = vcpu_first_run_ns;
+    vm_destroy(&vm);
+    return ret;
+}
