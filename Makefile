@@ -79,11 +79,14 @@ $(B)/guest/%: $(B)/gobj/tests/guest/%.o
 $(B)/initramfs.cpio: $(B)/guest/kestrel bin/hypr-mkinitramfs
 	bin/hypr-mkinitramfs -o $@ $(B)/guest/kestrel
 
+# Each fuzz target links only the sources it exercises: FUZZ_SRC_<name>.
+FUZZ_SRC_fuzz_virtq := vmm/virtqueue.c common/error.c
 fuzz: $(FUZZERS)
-$(B)/fuzz/%: tests/fuzz/%.c $(VMM_SRC) $(KLIB_SRC) $(COMMON_SRC)
+.SECONDEXPANSION:
+$(B)/fuzz/%: tests/fuzz/%.c $$(FUZZ_SRC_$$*)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $< \
-	  $(VMM_SRC) $(KLIB_SRC) $(COMMON_SRC) $(LDLIBS)
+	  $(FUZZ_SRC_$*) $(LDLIBS)
 
 test: deps all
 	@bash tests/run

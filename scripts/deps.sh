@@ -15,6 +15,8 @@ PKGS=(
   libseccomp-dev
   # test host (QEMU TCG with emulated AMD-V) and benchmark peer
   qemu-system-x86 qemu-utils
+  # test rootfs images (tests/images/)
+  debootstrap zstd
   # misc used by tests
   socat e2fsprogs
 )

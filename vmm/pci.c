@@ -59,6 +59,14 @@ static void bar_map(struct pci_device *d, int i)
     if (vm_bus_register(&vm->mmio, b->addr, b->size, b->fn, b->opaque, &err) == 0)
         b->mapped = true;
     hypr_error_free(&err);
+    /* Whatever path brought the BAR to a new address (a BAR write with
+     * decoding on, or decoding turned on after a move), tell the device. */
+    if (b->mapped && b->addr != b->told_addr) {
+        uint64_t old = b->told_addr;
+        b->told_addr = b->addr;
+        if (d->bar_moved)
+            d->bar_moved(d, i, old, b->addr);
+    }
 }
 
 static void bar_unmap(struct pci_device *d, int i)
@@ -106,14 +114,10 @@ static void cfg_write(struct pci_device *d, unsigned off, uint32_t val, unsigned
         uint32_t raw = cfg_read32(d, PCI_BAR0 + 4 * i) & ~(uint32_t)(b->size - 1) & ~0xfu;
         memcpy(&d->cfg[PCI_BAR0 + 4 * i], &raw, 4);
         if (raw != b->addr) {
-            uint64_t old = b->addr;
-            bool was = b->mapped;
             bar_unmap(d, i);
             b->addr = raw;
             if (cmd & PCI_COMMAND_MEMORY)
                 bar_map(d, i);
-            if (was && b->mapped && d->bar_moved)
-                d->bar_moved(d, i, old, b->addr);
         }
     }
     if ((cmd ^ old_cmd) & PCI_COMMAND_MEMORY)
@@ -247,7 +251,7 @@ int pci_bus_add(struct vm *vm, struct pci_device *d, hypr_error_t *err)
             return hypr_error_make(err, ENOSPC, "PCI MMIO window exhausted");
         }
         bus->next_bar = addr + b->size;
-        b->addr = addr;
+        b->addr = b->told_addr = addr;
         uint32_t raw = (uint32_t)addr;
         memcpy(&d->cfg[PCI_BAR0 + 4 * i], &raw, 4);
     }

@@ -31,6 +31,7 @@ struct pci_bar {
     uint64_t size;   /* power of two, >= 4096; 0 = unused */
     uint64_t addr;   /* current guest address (assigned by pci_bus_add) */
     bool mapped;     /* currently registered on the MMIO bus */
+    uint64_t told_addr; /* address the device last learned (bar_moved) */
     vm_io_fn fn;     /* accesses relative to the BAR start */
     void *opaque;
 };

@@ -217,9 +217,10 @@ static void handle_pio(struct vcpu *c)
 
     for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
         uint16_t port = run->io.port;
-        if (port == VM_EXIT_STATUS_PORT && is_write && run->io.size == 4) {
-            uint32_t v;
-            memcpy(&v, data, 4);
+        if (port == VM_EXIT_STATUS_PORT && is_write && (run->io.size == 4 || run->io.size == 1)) {
+            /* 4 bytes from outl, 1 byte from kestrel's /dev/port fallback */
+            uint32_t v = 0;
+            memcpy(&v, data, run->io.size);
             /* kestrel reports the workload's status once everything is
              * synced: the VM has nothing left to do, end it now rather than
              * wait for the guest's reboot. */

@@ -106,7 +106,7 @@ fi
 
 # 8. a malicious guest driver floods a virtqueue with bad descriptors: the
 #    VMM survives, the VM keeps working and exits normally
-run_vm vqflood --rootfs "$IMG/flood" -- /bin/sh -c '/vqflood && echo after-flood'
+run_vm vqflood --rootfs "$IMG/flood" -- /bin/sh -c '/vqflood 600 && echo after-flood'
 if [ "$rc" = 0 ] && grep -q after-flood "$work/out"; then ok vqflood_guest_survives
 else fail vqflood_guest_survives "rc=$rc out=$(tail -c 300 "$work/out") err=$(tail -c 300 "$work/err")"; fi
 
