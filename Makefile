@@ -7,7 +7,8 @@
 #   make bench      run the benchmarks in bench/
 #
 # Sources are found by wildcard, one rule per kind of directory:
-#   common/*.c, vmm/*.c, kestrel/lib/*.c  -> host libraries in build/lib
+#   common/*.c, vmm/*.c, builder/*.c,
+#   kestrel/lib/*.c                       -> host libraries in build/lib
 #   cmd/NAME.c                            -> bin/NAME (a host program)
 #   kestrel/agent/*.c + kestrel/lib/*.c   -> build/guest/kestrel (static PID 1)
 #   tests/guest/NAME.c                    -> build/guest/NAME (static guest test program)
@@ -18,12 +19,13 @@
 CC      ?= gcc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -MMD -MP
-LDLIBS  := -larchive -lseccomp -lpthread
+LDLIBS  := -lcurl -lsqlite3 -ljansson -lcrypto -larchive -lseccomp -lpthread
 GUEST_CFLAGS := $(CFLAGS) -static -Os
 
 B := build
 COMMON_SRC  := $(wildcard common/*.c)
 VMM_SRC     := $(wildcard vmm/*.c)
+BUILDER_SRC := $(wildcard builder/*.c)
 KLIB_SRC    := $(wildcard kestrel/lib/*.c)
 # host_*.c files of kestrel/lib use host-only libraries (libarchive): not in the guest
 KLIB_GUEST  := $(filter-out kestrel/lib/host_%,$(KLIB_SRC))
@@ -33,7 +35,7 @@ UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 GUESTT_SRC  := $(wildcard tests/guest/*.c)
 FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
 
-HOST_LIBS := $(B)/lib/libhyprvmm.a $(B)/lib/libkestrel.a $(B)/lib/libhyprcommon.a
+HOST_LIBS := $(B)/lib/libhyprbuilder.a $(B)/lib/libhyprvmm.a $(B)/lib/libkestrel.a $(B)/lib/libhyprcommon.a
 BINS      := $(patsubst cmd/%.c,bin/%,$(CMD_SRC))
 UNITS     := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 GUESTT    := $(patsubst tests/guest/%.c,$(B)/guest/%,$(GUESTT_SRC))
@@ -58,6 +60,8 @@ $(B)/lib/libhyprvmm.a: $(patsubst %.c,$(B)/obj/%.o,$(VMM_SRC))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 $(B)/lib/libkestrel.a: $(patsubst %.c,$(B)/obj/%.o,$(KLIB_SRC))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(B)/lib/libhyprbuilder.a: $(patsubst %.c,$(B)/obj/%.o,$(BUILDER_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 bin/%: $(B)/obj/cmd/%.o $(HOST_LIBS)
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $< $(HOST_LIBS) $(LDLIBS)
@@ -81,6 +85,8 @@ $(B)/initramfs.cpio: $(B)/guest/kestrel bin/hypr-mkinitramfs
 
 # Each fuzz target links only the sources it exercises: FUZZ_SRC_<name>.
 FUZZ_SRC_fuzz_virtq := vmm/virtqueue.c common/error.c
+FUZZ_SRC_fuzz_kestrel_config := kestrel/lib/config.c kestrel/lib/proto.c common/error.c
+FUZZ_SRC_fuzz_kestrel_proto := kestrel/lib/proto.c common/error.c
 fuzz: $(FUZZERS)
 .SECONDEXPANSION:
 $(B)/fuzz/%: tests/fuzz/%.c $$(FUZZ_SRC_$$*)

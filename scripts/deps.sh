@@ -13,6 +13,10 @@ PKGS=(
   busybox-static squashfs-tools libarchive-dev libarchive-tools
   # vmm sandbox
   libseccomp-dev
+  # images: registry client, store, JSON
+  libcurl4-openssl-dev libsqlite3-dev libjansson-dev libssl-dev
+  # image tests and benchmark peers: a local registry, image tools
+  docker-registry umoci skopeo apache2-utils
   # test host (QEMU TCG with emulated AMD-V) and benchmark peer
   qemu-system-x86 qemu-utils
   # test rootfs images (tests/images/)

@@ -97,6 +97,26 @@ static int read_file(const char *path, size_t extra, uint8_t **out, size_t *len,
     return 0;
 }
 
+/* Maps a kernel image read-only: the loader copies only its loadable parts,
+ * so alignment padding in an ELF vmlinux is never read. */
+static int map_file(const char *path, uint8_t **out, size_t *len, hypr_error_t *err)
+{
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return hypr_error_make(err, errno, "open `%s`", path);
+    if (fstat(fd, &st) < 0)
+        return hypr_error_make(err, errno, "stat `%s`", path);
+    if (!S_ISREG(st.st_mode) || st.st_size == 0)
+        return hypr_error_make(err, 0, "`%s` is not a non-empty regular file", path);
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED)
+        return hypr_error_make(err, errno, "map `%s`", path);
+    *out = p;
+    *len = (size_t)st.st_size;
+    return 0;
+}
+
 /* The kestrel initramfs with the workload config appended as a second
  * cpio archive (the kernel unpacks concatenated archives in order). */
 static int build_initrd(const struct vmm_config *cfg, uint8_t **out, size_t *len, hypr_error_t *err)
@@ -159,7 +179,7 @@ int vmm_run(const struct vmm_config *cfg, struct vmm_result *res, hypr_error_t *
 {
     struct vm vm;
     struct serial *serial = NULL;
-    cleanup_free uint8_t *kernel = NULL;
+    uint8_t *kernel = NULL;
     cleanup_free uint8_t *initrd = NULL;
     cleanup_free char *cmdline = NULL;
     size_t kernel_len = 0, initrd_len = 0;
@@ -179,10 +199,12 @@ int vmm_run(const struct vmm_config *cfg, struct vmm_result *res, hypr_error_t *
         cmdline = NULL;
         return hypr_error_make(err, ENOMEM, "kernel command line");
     }
-    if (read_file(cfg->kernel, 0, &kernel, &kernel_len, err) < 0)
+    if (map_file(cfg->kernel, &kernel, &kernel_len, err) < 0)
         return hypr_error_wrap(err, "kernel");
-    if (build_initrd(cfg, &initrd, &initrd_len, err) < 0)
+    if (build_initrd(cfg, &initrd, &initrd_len, err) < 0) {
+        munmap(kernel, kernel_len);
         return hypr_error_wrap(err, "initramfs");
+    }
 
     if (vm_create(&vm, cfg->mem_mib << 20, cfg->cpus, err) < 0)
         goto out;
@@ -195,7 +217,7 @@ int vmm_run(const struct vmm_config *cfg, struct vmm_result *res, hypr_error_t *
     if (loader_load(&vm, kernel, kernel_len, cmdline, initrd, initrd_len, &boot, err) < 0 ||
         mptable_write(&vm, err) < 0)
         goto out;
-    free(kernel);
+    munmap(kernel, kernel_len);
     kernel = NULL;
     free(initrd);
     initrd = NULL;
@@ -219,6 +241,8 @@ int vmm_run(const struct vmm_config *cfg, struct vmm_result *res, hypr_error_t *
     }
     ret = 0;
 out:
+    if (kernel)
+        munmap(kernel, kernel_len);
     running_vm = NULL;
     vcpu_stop_all(&vm);
     if (vm.loop)
