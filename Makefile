@@ -89,6 +89,8 @@ FUZZ_SRC_fuzz_kestrel_config := kestrel/lib/config.c kestrel/lib/proto.c common/
 FUZZ_SRC_fuzz_kestrel_proto := kestrel/lib/proto.c common/error.c
 fuzz: $(FUZZERS)
 .SECONDEXPANSION:
+# keep objects: they are intermediate files of the pattern chains
+.SECONDARY:
 $(B)/fuzz/%: tests/fuzz/%.c $$(FUZZ_SRC_$$*)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $< \
