@@ -48,6 +48,7 @@ deps:
 	@bash scripts/deps.sh
 
 kernel:
+	@mkdir -p $(B)
 	@bash mk/kernel.sh $(B)/kernel
 
 # host objects
@@ -87,6 +88,7 @@ $(B)/initramfs.cpio: $(B)/guest/kestrel bin/hypr-mkinitramfs
 FUZZ_SRC_fuzz_virtq := vmm/virtqueue.c common/error.c
 FUZZ_SRC_fuzz_kestrel_config := kestrel/lib/config.c kestrel/lib/proto.c common/error.c
 FUZZ_SRC_fuzz_kestrel_proto := kestrel/lib/proto.c common/error.c
+FUZZ_SRC_fuzz_unpack := builder/unpack.c common/error.c
 fuzz: $(FUZZERS)
 .SECONDEXPANSION:
 # keep objects: they are intermediate files of the pattern chains

@@ -5,8 +5,8 @@
 # any failed. Images come from tests/e2e/prepare.
 set -u
 cd "$(dirname "$0")/../.."
-VMM=bin/hypr-vmm
-IMG=build/test-images
+VMM=$PWD/bin/hypr-vmm
+IMG=$PWD/build/test-images
 BB=$IMG/busybox.sqfs
 work=$(mktemp -d /tmp/hypr-e2e.XXXXXX)
 nfail=0
@@ -17,7 +17,8 @@ fail() { echo "FAIL $1: $2"; nfail=$((nfail + 1)); }
 # $work/err and the exit status in $rc.
 run_vm() {
     local name=$1; shift
-    timeout 600 "$VMM" "$@" >"$work/out" 2>"$work/err"
+    case "$1" in ip) ;; *) set -- "$VMM" "$@" ;; esac # a full command (ip netns exec ...) or VMM arguments
+    timeout 600 "$@" >"$work/out" 2>"$work/err"
     rc=$?
     if [ -n "${E2E_VERBOSE:-}" ]; then
         echo "--- $name: rc=$rc"; cat "$work/out"; cat "$work/err"
@@ -109,6 +110,30 @@ fi
 run_vm vqflood --rootfs "$IMG/flood" -- /bin/sh -c '/vqflood 600 && echo after-flood'
 if [ "$rc" = 0 ] && grep -q after-flood "$work/out"; then ok vqflood_guest_survives
 else fail vqflood_guest_survives "rc=$rc out=$(tail -c 300 "$work/out") err=$(tail -c 300 "$work/err")"; fi
+
+# 8b. virtio-net on a TAP device inside a network namespace this test creates:
+#     the guest configures eth0 and pings the namespace's side of the TAP,
+#     then fetches a file over TCP from a server in the namespace
+ns=hypr-e2e-$$
+if ip netns add "$ns" 2>"$work/ns.err"; then
+    ip netns exec "$ns" ip tuntap add dev hyprtap0 mode tap &&
+    ip netns exec "$ns" ip addr add 10.0.99.1/24 dev hyprtap0 &&
+    ip netns exec "$ns" ip link set hyprtap0 up &&
+    ip netns exec "$ns" ip link set lo up
+    head -c 1048576 /dev/urandom > "$work/blob"
+    want=$(md5sum < "$work/blob" | cut -d' ' -f1)
+    (cd "$work" && ip netns exec "$ns" busybox httpd -f -p 10.0.99.1:8080 -h "$work") &
+    httpd=$!
+    run_vm virtio_net_tap ip netns exec "$ns" "$VMM" --rootfs "$BB" --tap hyprtap0 -- /bin/sh -c \
+        'ip link set eth0 up && ip addr add 10.0.99.2/24 dev eth0 && ping -c 1 -W 10 10.0.99.1 >/dev/null && echo ping-ok &&
+         wget -q -O - http://10.0.99.1:8080/blob | md5sum | cut -d" " -f1'
+    kill $httpd 2>/dev/null; wait $httpd 2>/dev/null
+    ip netns del "$ns"
+    expect virtio_net_tap 0 "ping-ok
+$want"
+else
+    fail virtio_net_tap "cannot create a network namespace: $(cat "$work/ns.err")"
+fi
 
 # 9. a Debian rootfs directory
 if [ -d "$IMG/debian" ]; then
