@@ -18,6 +18,7 @@
 #define MP_IRQ_INT 0
 #define MP_IRQ_NMI 1
 #define MP_IRQ_EXTINT 3
+#define MP_IRQ_LEVEL_ACTIVE_HIGH ((3 << 2) | 1) /* trigger level, polarity high */
 #define APIC_VERSION 0x14
 #define IOAPIC_VERSION 0x11
 
@@ -103,9 +104,16 @@ int mptable_write(struct vm *vm, hypr_error_t *err)
     struct mpc_ioapic io = { .type = MP_IOAPIC, .apicid = ioapic_id, .apicver = IOAPIC_VERSION,
                              .flags = 1, .apicaddr = (uint32_t)VM_IOAPIC_ADDR };
     memcpy(p, &io, sizeof(io)), p += sizeof(io), entries++;
-    /* ISA IRQ n -> IOAPIC pin n, as KVM's default GSI routing has it. */
+    /* ISA IRQ n -> IOAPIC pin n, as KVM's default GSI routing has it. The
+     * UART's IRQ is declared level-triggered, active high: serial.c drives
+     * it as a true level (high while IIR shows an interrupt), and KVM's
+     * IOAPIC re-delivers a level interrupt after EOI or unmask, whereas an
+     * edge that arrives while the pin is masked is lost for good, and
+     * with it every later THRE interrupt (the guest's tty would wait
+     * forever). */
     for (uint8_t irq = 0; irq < 16; irq++) {
-        struct mpc_intsrc s = { .type = MP_INTSRC, .irqtype = MP_IRQ_INT, .irqflag = 0,
+        uint16_t flags = irq == 4 ? MP_IRQ_LEVEL_ACTIVE_HIGH : 0;
+        struct mpc_intsrc s = { .type = MP_INTSRC, .irqtype = MP_IRQ_INT, .irqflag = flags,
                                 .srcbus = BUS_ISA, .srcbusirq = irq, .dstapic = ioapic_id, .dstirq = irq };
         memcpy(p, &s, sizeof(s)), p += sizeof(s), entries++;
     }
