@@ -106,6 +106,7 @@ demo: deps all
 
 bench: deps all
 	@bash bench/boot
+	@bash bench/pull
 
 clean:
 	rm -rf $(B)/obj $(B)/gobj $(B)/lib $(B)/tests $(B)/guest $(B)/fuzz $(B)/initramfs.cpio bin

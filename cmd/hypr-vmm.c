@@ -6,11 +6,16 @@
  *            [--cpus N] [--memory MiB] [-e KEY=VAL]... [-w DIR] [-u USER]
  *            [--disk FILE[:ro]]... [--vsock PATH] [--tap NAME]
  *            [--hostname NAME] [--cmdline ARGS] [--stats] -- CMD [ARG...]
+ *   hypr-vmm [OPTIONS] --image REF [-- CMD [ARG...]]
  *
  * A directory rootfs is packed into a temporary squashfs (mksquashfs) that
- * is removed when the VM ends. Exit status: the workload's (0-255; 128+N
- * when killed by signal N); 125 when the VM could not run or the guest
- * ended without reporting one, like `docker run`. */
+ * is removed when the VM ends. --image runs an image of the store
+ * ($HYPR_DATA_DIR; pulled first when missing, as `hypr pull` does) with its
+ * config applied as Docker does: argv = Entrypoint + (CMD if given, else
+ * Cmd); Env, with -e overriding; WorkingDir unless -w; User unless -u.
+ * Exit status: the workload's (0-255; 128+N when killed by signal N); 125
+ * when the VM could not run or the guest ended without reporting one, like
+ * `docker run`. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -23,6 +28,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../builder/pull.h"
+#include "../builder/store.h"
 #include "../common/error.h"
 #include "../kestrel/lib/config.h"
 #include "../vmm/vmm.h"
@@ -35,8 +42,11 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: hypr-vmm [OPTIONS] --rootfs DIR|FILE.squashfs -- CMD [ARG...]\n"
+            "       hypr-vmm [OPTIONS] --image REF [-- CMD [ARG...]]\n"
             "Boot a microVM from a rootfs and run CMD in it; exit with CMD's status.\n\n"
             "  --rootfs PATH      root filesystem: a directory (packed with mksquashfs) or a squashfs image\n"
+            "  --image REF        an image of the store ($HYPR_DATA_DIR), pulled when missing; its\n"
+            "                     Entrypoint/Cmd/Env/WorkingDir/User apply (CMD replaces Cmd)\n"
             "  --kernel FILE      guest kernel, bzImage or ELF vmlinux (default: the built one)\n"
             "  --initrd FILE      kestrel initramfs (default: the built one)\n"
             "  --cpus N           vCPUs (default 1)\n"
@@ -78,6 +88,112 @@ static char *default_path(const char *env, const char *rel, const char *installe
     return strdup(installed);
 }
 
+/* Appends the strings of a JSON array to v[*n] (up to max); strdup'd. */
+static int append_strings(json_t *arr, char **v, size_t *n, size_t max, const char *what, hypr_error_t *err)
+{
+    size_t i;
+    json_t *e;
+    if (arr && !json_is_array(arr))
+        return hypr_error_make(err, 0, "image config: %s is not an array", what);
+    json_array_foreach(arr, i, e) {
+        if (!json_is_string(e))
+            return hypr_error_make(err, 0, "image config: %s[%zu] is not a string", what, i);
+        if (*n == max)
+            return hypr_error_make(err, 0, "image config: too many %s entries (max %zu)", what, max);
+        if ((v[(*n)++] = strdup(json_string_value(e))) == NULL)
+            return hypr_error_make(err, ENOMEM, "image config");
+    }
+    return 0;
+}
+
+static void on_pull_event(void *arg, const struct pull_event *ev)
+{
+    if (ev->kind == PULL_EV_RESOLVED)
+        fprintf(stderr, "hypr-vmm: pulling %s (%s)\n", (const char *)arg, ev->msg);
+    else if (ev->kind == PULL_EV_DONE)
+        fprintf(stderr, "hypr-vmm: pulled %s: %s\n", (const char *)arg, ev->msg);
+}
+
+/* Resolves (or pulls) the image and applies its config to the workload:
+ * argv = Entrypoint + (cmd if given, else Cmd); env = Env with the -e
+ * entries overriding by name; WorkingDir and User unless already set.
+ * *rootfs gets the image's squashfs (malloc'd). */
+static int apply_image(const char *ref, struct kestrel_config *agent, char **argv, size_t argc, char **env,
+                       size_t max_env, char **rootfs, hypr_error_t *err)
+{
+    struct store *s = NULL;
+    struct store_image img = { 0 };
+    struct pull_opts po = { .event = on_pull_event, .arg = (void *)ref };
+    static char *wargv[4096];
+    static char *merged[MAX_ENV];
+    size_t wargc = 0, nenv = 0;
+    int ret = -1;
+
+    if (store_open(NULL, &s, err) < 0 || pull_ensure(s, ref, &po, &img, err) < 0)
+        goto out;
+    json_t *ep = json_object_get(img.config, "Entrypoint"), *cmd = json_object_get(img.config, "Cmd");
+    if (append_strings(json_is_null(ep) ? NULL : ep, wargv, &wargc, ARRAY_SIZE(wargv) - 1, "Entrypoint", err) < 0)
+        goto out;
+    if (argc > 0) {
+        if (wargc + argc > ARRAY_SIZE(wargv) - 1) {
+            hypr_error_make(err, 0, "too many arguments (max %zu)", ARRAY_SIZE(wargv) - 1);
+            goto out;
+        }
+        for (size_t i = 0; i < argc; i++)
+            wargv[wargc++] = argv[i];
+    } else if (append_strings(json_is_null(cmd) ? NULL : cmd, wargv, &wargc, ARRAY_SIZE(wargv) - 1, "Cmd", err) < 0) {
+        goto out;
+    }
+    if (wargc == 0) {
+        hypr_error_make(err, 0, "image `%s` has no Entrypoint or Cmd: give a command after --", ref);
+        goto out;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(img.config, "Env"), i, e) {
+        const char *kv = json_string_value(e), *eq = kv ? strchr(kv, '=') : NULL;
+        bool overridden = false;
+        if (eq == NULL || eq == kv)
+            continue; /* not KEY=VALUE: Docker ignores it too */
+        for (size_t k = 0; k < agent->envc; k++)
+            overridden |= strncmp(env[k], kv, (size_t)(eq - kv + 1)) == 0;
+        if (overridden)
+            continue;
+        if (nenv == max_env) {
+            hypr_error_make(err, 0, "image `%s`: too many Env entries", ref);
+            goto out;
+        }
+        if ((merged[nenv++] = strdup(kv)) == NULL) {
+            hypr_error_make(err, ENOMEM, "image config");
+            goto out;
+        }
+    }
+    for (size_t k = 0; k < agent->envc; k++) {
+        if (nenv == max_env) {
+            hypr_error_make(err, 0, "too many environment variables");
+            goto out;
+        }
+        merged[nenv++] = env[k];
+    }
+    const char *wd = json_string_value(json_object_get(img.config, "WorkingDir"));
+    const char *user = json_string_value(json_object_get(img.config, "User"));
+    if (agent->workdir == NULL && wd && *wd)
+        agent->workdir = strdup(wd);
+    if (agent->user == NULL && user && *user)
+        agent->user = strdup(user);
+    agent->argv = wargv;
+    agent->argc = wargc;
+    agent->env = merged;
+    agent->envc = nenv;
+    *rootfs = img.rootfs;
+    img.rootfs = NULL;
+    ret = 0;
+out:
+    store_image_free(&img);
+    store_close(s);
+    return ret < 0 ? hypr_error_wrap(err, "image `%s`", ref) : 0;
+}
+
 /* Packs a directory into a squashfs image at `out` with mksquashfs. */
 static int pack_rootfs(const char *dir, const char *out, hypr_error_t *err)
 {
@@ -112,7 +228,7 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
     enum { O_KERNEL = 256, O_INITRD, O_ROOTFS, O_CPUS, O_MEMORY, O_DISK, O_VSOCK, O_TAP,
-           O_HOSTNAME, O_CMDLINE, O_STATS, O_DUMP_INITRD };
+           O_HOSTNAME, O_CMDLINE, O_STATS, O_DUMP_INITRD, O_IMAGE };
     static const struct option opts[] = {
         { "kernel", required_argument, 0, O_KERNEL }, { "initrd", required_argument, 0, O_INITRD },
         { "rootfs", required_argument, 0, O_ROOTFS }, { "cpus", required_argument, 0, O_CPUS },
@@ -121,7 +237,7 @@ int main(int argc, char **argv)
         { "disk", required_argument, 0, O_DISK }, { "vsock", required_argument, 0, O_VSOCK },
         { "tap", required_argument, 0, O_TAP }, { "hostname", required_argument, 0, O_HOSTNAME },
         { "cmdline", required_argument, 0, O_CMDLINE }, { "stats", no_argument, 0, O_STATS },
-        { "dump-initrd", required_argument, 0, O_DUMP_INITRD },
+        { "dump-initrd", required_argument, 0, O_DUMP_INITRD }, { "image", required_argument, 0, O_IMAGE },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     cleanup_error hypr_error_t err = NULL;
@@ -131,7 +247,8 @@ int main(int argc, char **argv)
     static char *env[MAX_ENV];
     cleanup_free char *kernel = NULL;
     cleanup_free char *initrd = NULL;
-    const char *rootfs = NULL;
+    const char *rootfs = NULL, *image = NULL;
+    cleanup_free char *image_rootfs = NULL;
     char tmp_squash[] = "/tmp/hypr-rootfs-XXXXXX";
     bool tmp_created = false, stats = false;
     const char *dump_initrd = NULL;
@@ -143,6 +260,7 @@ int main(int argc, char **argv)
         case O_KERNEL: free(kernel); kernel = strdup(optarg); break;
         case O_INITRD: free(initrd); initrd = strdup(optarg); break;
         case O_ROOTFS: rootfs = optarg; break;
+        case O_IMAGE: image = optarg; break;
         case O_CPUS:
             cfg.cpus = (int)strtol(optarg, &end, 10);
             if (*end || cfg.cpus < 1 || cfg.cpus > 32) {
@@ -188,14 +306,24 @@ int main(int argc, char **argv)
         default: usage(stderr); return EXIT_VMM_ERROR;
         }
     }
-    if (rootfs == NULL || optind >= argc) {
-        fprintf(stderr, "hypr-vmm: %s\n", rootfs ? "no command given after --" : "--rootfs is required");
+    if ((rootfs == NULL) == (image == NULL) || (image == NULL && optind >= argc)) {
+        fprintf(stderr, "hypr-vmm: %s\n",
+                rootfs && image ? "--rootfs and --image exclude each other"
+                : rootfs || image ? "no command given after --" : "--rootfs or --image is required");
         usage(stderr);
         return EXIT_VMM_ERROR;
     }
     agent.argv = argv + optind;
     agent.argc = (size_t)(argc - optind);
     agent.env = env;
+    if (image) {
+        if (apply_image(image, &agent, argv + optind, (size_t)(argc - optind), env, MAX_ENV, &image_rootfs,
+                        &err) < 0) {
+            hypr_error_report(&err, "hypr-vmm");
+            return EXIT_VMM_ERROR;
+        }
+        rootfs = image_rootfs;
+    }
     if (kernel == NULL)
         kernel = default_path("HYPR_KERNEL", "kernel/vmlinux", "/usr/local/lib/hypr/vmlinux");
     if (initrd == NULL)

@@ -17,6 +17,8 @@ PKGS=(
   libcurl4-openssl-dev libsqlite3-dev libjansson-dev libssl-dev
   # image tests and benchmark peers: a local registry, image tools
   docker-registry umoci skopeo apache2-utils
+  # image tests: the store checks (sqlite3), token server and fault proxy (python3, openssl), curl
+  sqlite3 python3 openssl curl
   # test host (QEMU TCG with emulated AMD-V) and benchmark peer
   qemu-system-x86 qemu-utils
   # test rootfs images (tests/images/)

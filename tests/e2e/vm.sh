@@ -143,5 +143,15 @@ else
     fail debian_rootfs "no Debian test image (tests/e2e/prepare)"
 fi
 
+# 10. an image of the store (prepare loads busybox:latest into build/test-store)
+#     with its config applied; a CMD and -e override Cmd and Env
+HYPR_DATA_DIR=$PWD/build/test-store run_vm image_config --image busybox:latest
+expect image_config 0 "hello from hypr
+hello from layer 2"
+HYPR_DATA_DIR=$PWD/build/test-store run_vm image_cmd_env_override --image busybox:latest -e HYPR_TEST=over -- 'echo "$HYPR_TEST"; pwd; id -u'
+expect image_cmd_env_override 0 "over
+/data
+1000"
+
 rm -rf "$work"
 [ $nfail -eq 0 ]
