@@ -307,17 +307,26 @@ int store_list(struct store *s, struct store_row **rows, size_t *n, hypr_error_t
     return 0;
 }
 
+/* Prepares `sql` and binds ?1 = a, ?2 = b (each only when non-NULL). */
+static int prepare_bind(struct store *s, const char *sql, const char *a, const char *b, sqlite3_stmt **q,
+                        hypr_error_t *err)
+{
+    if (store_prepare(s, sql, q, err) < 0)
+        return -1;
+    if (a)
+        sqlite3_bind_text(*q, 1, a, -1, SQLITE_STATIC);
+    if (b)
+        sqlite3_bind_text(*q, 2, b, -1, SQLITE_STATIC);
+    return 0;
+}
+
 /* Runs a one-column query with up to two text parameters; returns 1 with
  * *out set on a row, 0 on none or a NULL value. */
 static int query_one(struct store *s, const char *sql, const char *a, const char *b, char **out, hypr_error_t *err)
 {
     cleanup_stmt sqlite3_stmt *q = NULL;
-    if (store_prepare(s, sql, &q, err) < 0)
+    if (prepare_bind(s, sql, a, b, &q, err) < 0)
         return -1;
-    if (a)
-        sqlite3_bind_text(q, 1, a, -1, SQLITE_STATIC);
-    if (b)
-        sqlite3_bind_text(q, 2, b, -1, SQLITE_STATIC);
     int rc = sqlite3_step(q);
     if (rc == SQLITE_DONE)
         return 0;
@@ -510,12 +519,8 @@ int store_get_image(struct store *s, const char *id, struct store_image *out, hy
 static int exec_bind(struct store *s, const char *sql, const char *a, const char *b, hypr_error_t *err)
 {
     cleanup_stmt sqlite3_stmt *q = NULL;
-    if (store_prepare(s, sql, &q, err) < 0)
+    if (prepare_bind(s, sql, a, b, &q, err) < 0)
         return -1;
-    if (a)
-        sqlite3_bind_text(q, 1, a, -1, SQLITE_STATIC);
-    if (b)
-        sqlite3_bind_text(q, 2, b, -1, SQLITE_STATIC);
     if (sqlite3_step(q) != SQLITE_DONE)
         return store_sql_error(s, "update", err);
     return 0;

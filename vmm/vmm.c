@@ -67,8 +67,8 @@ static void measure_rss(struct vm *vm, struct vmm_result *res)
     free(vec);
 }
 
-/* Reads a whole file into memory, with `extra` spare bytes at the end. */
-static int read_file(const char *path, size_t extra, uint8_t **out, size_t *len, hypr_error_t *err)
+/* Opens a non-empty regular file read-only; returns the fd and its size. */
+static int open_regular(const char *path, size_t *size, hypr_error_t *err)
 {
     cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -78,12 +78,25 @@ static int read_file(const char *path, size_t extra, uint8_t **out, size_t *len,
         return hypr_error_make(err, errno, "stat `%s`", path);
     if (!S_ISREG(st.st_mode) || st.st_size == 0)
         return hypr_error_make(err, 0, "`%s` is not a non-empty regular file", path);
-    uint8_t *buf = malloc((size_t)st.st_size + extra);
+    *size = (size_t)st.st_size;
+    int ret = fd;
+    fd = -1;
+    return ret;
+}
+
+/* Reads a whole file into memory, with `extra` spare bytes at the end. */
+static int read_file(const char *path, size_t extra, uint8_t **out, size_t *len, hypr_error_t *err)
+{
+    size_t size;
+    cleanup_close int fd = open_regular(path, &size, err);
+    if (fd < 0)
+        return -1;
+    uint8_t *buf = malloc(size + extra);
     if (buf == NULL)
         return hypr_error_make(err, ENOMEM, "read `%s`", path);
     size_t off = 0;
-    while (off < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + off, (size_t)st.st_size - off);
+    while (off < size) {
+        ssize_t n = read(fd, buf + off, size - off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -101,19 +114,15 @@ static int read_file(const char *path, size_t extra, uint8_t **out, size_t *len,
  * so alignment padding in an ELF vmlinux is never read. */
 static int map_file(const char *path, uint8_t **out, size_t *len, hypr_error_t *err)
 {
-    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
+    size_t size;
+    cleanup_close int fd = open_regular(path, &size, err);
     if (fd < 0)
-        return hypr_error_make(err, errno, "open `%s`", path);
-    if (fstat(fd, &st) < 0)
-        return hypr_error_make(err, errno, "stat `%s`", path);
-    if (!S_ISREG(st.st_mode) || st.st_size == 0)
-        return hypr_error_make(err, 0, "`%s` is not a non-empty regular file", path);
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        return -1;
+    void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED)
         return hypr_error_make(err, errno, "map `%s`", path);
     *out = p;
-    *len = (size_t)st.st_size;
+    *len = size;
     return 0;
 }
 
