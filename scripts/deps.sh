@@ -15,6 +15,8 @@ PKGS=(
   libseccomp-dev
   # images: registry client, store, JSON
   libcurl4-openssl-dev libsqlite3-dev libjansson-dev libssl-dev
+  # hyprd: HTTP API; bench/api load generator
+  libmicrohttpd-dev wrk
   # image tests and benchmark peers: a local registry, image tools
   docker-registry umoci skopeo apache2-utils
   # image tests: the store checks (sqlite3), token server and fault proxy (python3, openssl), curl

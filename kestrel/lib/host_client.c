@@ -487,13 +487,11 @@ static int exec_loop_run(struct exec_loop *L, const struct kestrel_exec_req *req
     }
 }
 
-int kestrel_client_exec(int fd, const struct kestrel_exec_req *req, const struct kestrel_exec_io *io, int *exit_code,
-                        hypr_error_t *err)
+int kestrel_client_exec_begin(int fd, const struct kestrel_exec_req *req, struct kproto_rx *rx, uint32_t *pid,
+                              hypr_error_t *err)
 {
-    struct exec_loop L = {.conn = fd, .stdout_fd = io->stdout_fd, .stderr_fd = io->stderr_fd};
     struct kbuf b = {0};
     struct kproto_frame f;
-    int ret = -1;
 
     if (req->argc == 0)
         return hypr_error_make(err, EINVAL, "exec: empty argv");
@@ -512,23 +510,27 @@ int kestrel_client_exec(int fd, const struct kestrel_exec_req *req, const struct
     }
     if (send_buf(fd, &b, st, err) < 0)
         return hypr_error_wrap(err, "exec `%s`", req->argv[0]);
-
-    if (kproto_recv(&L.rx, fd, &f, err) < 0) {
-        hypr_error_wrap(err, "exec `%s`", req->argv[0]);
-        goto out;
-    }
-    if (f.type == KPROTO_ERROR) {
-        kproto_error_from_frame(&f, err, NULL);
-        goto out;
-    }
+    if (kproto_recv(rx, fd, &f, err) < 0)
+        return hypr_error_wrap(err, "exec `%s`", req->argv[0]);
+    if (f.type == KPROTO_ERROR)
+        return kproto_error_from_frame(&f, err, NULL);
     struct kproto_reader r;
     kproto_reader_init(&r, &f);
-    uint32_t pid = kproto_get_u32(&r);
-    if (f.type != KPROTO_EXEC_STARTED || kproto_reader_finish(&r, f.type, err) < 0) {
-        if (f.type != KPROTO_EXEC_STARTED)
-            hypr_error_make(err, EPROTO, "exec: unexpected %s frame from the agent", kproto_type_name(f.type));
+    *pid = kproto_get_u32(&r);
+    if (f.type != KPROTO_EXEC_STARTED)
+        return hypr_error_make(err, EPROTO, "exec: unexpected %s frame from the agent", kproto_type_name(f.type));
+    return kproto_reader_finish(&r, f.type, err);
+}
+
+int kestrel_client_exec(int fd, const struct kestrel_exec_req *req, const struct kestrel_exec_io *io, int *exit_code,
+                        hypr_error_t *err)
+{
+    struct exec_loop L = {.conn = fd, .stdout_fd = io->stdout_fd, .stderr_fd = io->stderr_fd};
+    uint32_t pid;
+    int ret = -1;
+
+    if (kestrel_client_exec_begin(fd, req, &L.rx, &pid, err) < 0)
         goto out;
-    }
     if (io->on_started)
         io->on_started(io->opaque, pid);
 

@@ -58,6 +58,15 @@ struct kestrel_exec_io {
 int kestrel_client_exec(int fd, const struct kestrel_exec_req *req, const struct kestrel_exec_io *io, int *exit_code,
                         hypr_error_t *err);
 
+/* The first half of kestrel_client_exec, for callers that run the session
+ * themselves (the daemon bridges it to HTTP): sends EXEC and waits for
+ * EXEC_STARTED (*pid: the process in the guest). The session's frames then
+ * arrive on fd; rx (zeroed by the caller, freed with kproto_rx_free) may
+ * already hold some. An ERROR reply is returned as the agent's message. */
+struct kproto_rx;
+int kestrel_client_exec_begin(int fd, const struct kestrel_exec_req *req, struct kproto_rx *rx, uint32_t *pid,
+                              hypr_error_t *err);
+
 /* Sends signal sig to guest pid (0: the workload). */
 int kestrel_client_signal(int fd, int32_t pid, int sig, hypr_error_t *err);
 
