@@ -119,37 +119,46 @@ static int mkdir_p(const char *path, mode_t mode, hypr_error_t *err)
     return 0;
 }
 
-static int migrate(struct store *s, hypr_error_t *err)
+int store_schema_migrate(sqlite3 *db, const char *component, const char *const *migrations, size_t n,
+                         hypr_error_t *err)
 {
-    cleanup_stmt sqlite3_stmt *q = NULL;
     int version = 0;
-    if (store_exec(s, "CREATE TABLE IF NOT EXISTS schema_versions"
-                      " (component TEXT PRIMARY KEY, version INTEGER NOT NULL)", err) < 0)
-        return -1;
-    if (store_exec(s, "BEGIN IMMEDIATE", err) < 0)
-        return -1;
-    if (store_prepare(s, "SELECT version FROM schema_versions WHERE component = '" SCHEMA_COMPONENT "'", &q, err) < 0)
+    char *msg = NULL;
+    char sql[200];
+    if (sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS schema_versions"
+                         " (component TEXT PRIMARY KEY, version INTEGER NOT NULL); BEGIN IMMEDIATE",
+                     NULL, NULL, &msg) != SQLITE_OK)
         goto fail;
-    if (sqlite3_step(q) == SQLITE_ROW)
-        version = sqlite3_column_int(q, 0);
-    if (version > (int)ARRAY_SIZE(migrations)) {
-        hypr_error_make(err, 0, "database `%s`: image schema version %d is newer than this hypr knows (%zu)",
-                        s->db_path, version, ARRAY_SIZE(migrations));
-        goto fail;
-    }
-    for (int v = version; v < (int)ARRAY_SIZE(migrations); v++) {
-        char sql[160];
-        if (store_exec(s, migrations[v], err) < 0)
+    {
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(db, "SELECT version FROM schema_versions WHERE component = ?", -1, &q, NULL) !=
+            SQLITE_OK)
             goto fail;
+        sqlite3_bind_text(q, 1, component, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW)
+            version = sqlite3_column_int(q, 0);
+        sqlite3_finalize(q);
+    }
+    if (version > (int)n) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return hypr_error_make(err, 0, "%s schema version %d is newer than this hypr knows (%zu)", component,
+                               version, n);
+    }
+    for (int v = version; v < (int)n; v++) {
         snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO schema_versions (component, version) VALUES ('%s', %d)",
-                 SCHEMA_COMPONENT, v + 1);
-        if (store_exec(s, sql, err) < 0)
+                 component, v + 1);
+        if (sqlite3_exec(db, migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
             goto fail;
     }
-    return store_exec(s, "COMMIT", err);
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) == SQLITE_OK)
+        return 0;
 fail:
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    return hypr_error_wrap(err, "migrate the image schema");
+    hypr_error_make(err, sqlite3_errcode(db) == SQLITE_FULL ? ENOSPC : 0, "migrate the %s schema: %s", component,
+                    msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
 }
 
 /* Opens the database in WAL mode (exclusive: with locking_mode EXCLUSIVE). */
@@ -215,7 +224,8 @@ int store_open(const char *dir, struct store **out, hypr_error_t *err)
         hypr_error_free(&first);
     }
     if (store_exec(s, "PRAGMA synchronous = FULL", err) < 0 || store_exec(s, "PRAGMA foreign_keys = ON", err) < 0 ||
-        migrate(s, err) < 0) {
+        (store_schema_migrate(s->db, SCHEMA_COMPONENT, migrations, ARRAY_SIZE(migrations), err) < 0 &&
+         hypr_error_wrap(err, "database `%s`", s->db_path))) {
         store_close(s);
         return -1;
     }

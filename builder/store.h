@@ -36,6 +36,7 @@
 #define STORE_DEFAULT_DIR "/var/lib/hypr"
 #define STORE_MAX_CONFIG (8u << 20)
 
+struct sqlite3;
 struct store;
 struct store_stage;
 
@@ -151,6 +152,13 @@ void store_image_free(struct store_image *img);
  * 0, or negative (nothing matched is an error naming NAME). */
 int store_remove(struct store *s, const char *name, bool force,
                  void (*report)(void *arg, const char *what, const char *obj), void *arg, hypr_error_t *err);
+
+/* Brings `component`'s tables in db up to date: migration N+1 is
+ * migrations[N], each run once in the transaction that records the new
+ * version in schema_versions (shared by the image store and the daemon).
+ * Fails, changing nothing, when the database is newer than n. */
+int store_schema_migrate(struct sqlite3 *db, const char *component, const char *const *migrations, size_t n,
+                         hypr_error_t *err);
 
 /* The daemon-shared database handle (for store_stage.c and tests). */
 struct sqlite3 *store_db(struct store *s);

@@ -1,6 +1,8 @@
 /* daemon/state.c: the VM table (see state.h for the contract). */
 #include "state.h"
 
+#include "../builder/store.h"
+
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -43,17 +45,6 @@ static int sql_error(sqlite3 *db, const char *what, hypr_error_t *err)
     return hypr_error_make(err, code == SQLITE_FULL ? ENOSPC : 0, "database: %s: %s", what, sqlite3_errmsg(db));
 }
 
-static int exec_sql(sqlite3 *db, const char *sql, hypr_error_t *err)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        hypr_error_make(err, 0, "database: %.60s: %s", sql, msg ? msg : sqlite3_errmsg(db));
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
-}
-
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, hypr_error_t *err)
 {
     if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
@@ -63,36 +54,7 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, hypr_error_t
 
 int state_migrate(sqlite3 *db, hypr_error_t *err)
 {
-    int version = 0;
-    if (exec_sql(db, "CREATE TABLE IF NOT EXISTS schema_versions"
-                     " (component TEXT PRIMARY KEY, version INTEGER NOT NULL)", err) < 0 ||
-        exec_sql(db, "BEGIN IMMEDIATE", err) < 0)
-        return hypr_error_wrap(err, "migrate the daemon schema");
-    {
-        cleanup_stmt sqlite3_stmt *q = NULL;
-        if (prepare(db, "SELECT version FROM schema_versions WHERE component = '" COMPONENT "'", &q, err) < 0)
-            goto fail;
-        if (sqlite3_step(q) == SQLITE_ROW)
-            version = sqlite3_column_int(q, 0);
-    }
-    if (version > (int)ARRAY_SIZE(migrations)) {
-        hypr_error_make(err, 0, "daemon schema version %d is newer than this hyprd knows (%zu)", version,
-                        ARRAY_SIZE(migrations));
-        goto fail;
-    }
-    for (int v = version; v < (int)ARRAY_SIZE(migrations); v++) {
-        char sql[160];
-        snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO schema_versions (component, version) VALUES ('%s', %d)",
-                 COMPONENT, v + 1);
-        if (exec_sql(db, migrations[v], err) < 0 || exec_sql(db, sql, err) < 0)
-            goto fail;
-    }
-    if (exec_sql(db, "COMMIT", err) < 0)
-        goto fail;
-    return 0;
-fail:
-    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    return hypr_error_wrap(err, "migrate the daemon schema");
+    return store_schema_migrate(db, COMPONENT, migrations, ARRAY_SIZE(migrations), err);
 }
 
 static const char *const status_names[] = { "created", "running", "exited" };

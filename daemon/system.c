@@ -192,50 +192,6 @@ static int count_vms(struct hyprd *d, int *running, int *total, hypr_error_t *e)
     return 0;
 }
 
-static int count_images(struct hyprd *d, hypr_error_t *e)
-{
-    struct store *s;
-    struct store_row *rows;
-    size_t n;
-    if (store_open(d->cfg.data_dir, &s, e) < 0)
-        return -1;
-    int ret = store_list(s, &rows, &n, e);
-    store_close(s);
-    if (ret < 0)
-        return -1;
-    int distinct = 0;
-    for (size_t i = 0; i < n; i++) {
-        bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = strcmp(rows[i].id, rows[j].id) == 0;
-        distinct += !seen;
-    }
-    store_rows_free(rows, n);
-    return distinct;
-}
-
-int h_health(struct req *r)
-{
-    hypr_error_t e = NULL;
-    int running, total;
-    if (count_vms(r->d, &running, &total, &e) < 0)
-        return req_error_from(r, 500, &e);
-    int images = count_images(r->d, &e);
-    if (images < 0)
-        return req_error_from(r, 500, &e);
-    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    char kvm[128] = "/dev/kvm";
-    if (fd < 0)
-        snprintf(kvm, sizeof(kvm), "open /dev/kvm: %s", strerror(errno));
-    else
-        close(fd);
-    return req_json(r, 200, json_pack("{s:s,s:I,s:{s:i,s:i},s:i,s:s}", "Status", "ok", "Uptime",
-                                      (json_int_t)(time(NULL) - r->d->started_at), "Vms", "Running", running,
-                                      "Total", total, "Images", images, "Kvm", kvm));
-}
-
-/* ---- df, prune ---- */
-
 /* Images with their size and whether a VM uses them. */
 struct img_use {
     char *id;
@@ -285,6 +241,39 @@ static void usage_free(struct img_use *u, size_t n)
         free(u[i].id);
     free(u);
 }
+
+/* Distinct images in the store. */
+static int count_images(struct hyprd *d, hypr_error_t *e)
+{
+    struct img_use *u;
+    size_t n;
+    if (image_usage(d, &u, &n, e) < 0)
+        return -1;
+    usage_free(u, n);
+    return (int)n;
+}
+
+int h_health(struct req *r)
+{
+    hypr_error_t e = NULL;
+    int running, total;
+    if (count_vms(r->d, &running, &total, &e) < 0)
+        return req_error_from(r, 500, &e);
+    int images = count_images(r->d, &e);
+    if (images < 0)
+        return req_error_from(r, 500, &e);
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    char kvm[128] = "/dev/kvm";
+    if (fd < 0)
+        snprintf(kvm, sizeof(kvm), "open /dev/kvm: %s", strerror(errno));
+    else
+        close(fd);
+    return req_json(r, 200, json_pack("{s:s,s:I,s:{s:i,s:i},s:i,s:s}", "Status", "ok", "Uptime",
+                                      (json_int_t)(time(NULL) - r->d->started_at), "Vms", "Running", running,
+                                      "Total", total, "Images", images, "Kvm", kvm));
+}
+
+/* ---- df, prune ---- */
 
 int h_df(struct req *r)
 {
