@@ -5,10 +5,12 @@
 #   make test       install what is missing, build everything, run every test
 #   make fuzz       build the libFuzzer targets (clang)
 #   make bench      run the benchmarks in bench/
+#   make install    install the programs, kernel and initramfs under PREFIX (/usr/local)
+#   make install-systemd   install, plus the hyprd unit in /etc/systemd/system
 #
 # Sources are found by wildcard, one rule per kind of directory:
 #   common/*.c, vmm/*.c, builder/*.c,
-#   kestrel/lib/*.c                       -> host libraries in build/lib
+#   kestrel/lib/*.c, daemon/*.c, cli/*.c  -> host libraries in build/lib
 #   cmd/NAME.c                            -> bin/NAME (a host program)
 #   kestrel/agent/*.c + kestrel/lib/*.c   -> build/guest/kestrel (static PID 1)
 #   tests/guest/NAME.c                    -> build/guest/NAME (static guest test program)
@@ -19,7 +21,10 @@
 CC      ?= gcc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -MMD -MP
-LDLIBS  := -lcurl -lsqlite3 -ljansson -lcrypto -larchive -lseccomp -lpthread
+# the commit, for `hypr version` (only the two files that report it use it)
+GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+$(B)/obj/daemon/system.o $(B)/obj/cli/cmd_system.o: CFLAGS += -DHYPR_GIT_COMMIT='"$(GIT_COMMIT)"'
+LDLIBS  := -lmicrohttpd -lcurl -lsqlite3 -ljansson -lcrypto -larchive -lseccomp -lpthread
 GUEST_CFLAGS := $(CFLAGS) -static -Os
 
 B := build
@@ -27,6 +32,8 @@ COMMON_SRC  := $(wildcard common/*.c)
 VMM_SRC     := $(wildcard vmm/*.c)
 BUILDER_SRC := $(wildcard builder/*.c)
 KLIB_SRC    := $(wildcard kestrel/lib/*.c)
+DAEMON_SRC  := $(wildcard daemon/*.c)
+CLI_SRC     := $(wildcard cli/*.c)
 # host_*.c files of kestrel/lib use host-only libraries (libarchive): not in the guest
 KLIB_GUEST  := $(filter-out kestrel/lib/host_%,$(KLIB_SRC))
 AGENT_SRC   := $(wildcard kestrel/agent/*.c)
@@ -35,13 +42,13 @@ UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 GUESTT_SRC  := $(wildcard tests/guest/*.c)
 FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
 
-HOST_LIBS := $(B)/lib/libhyprbuilder.a $(B)/lib/libhyprvmm.a $(B)/lib/libkestrel.a $(B)/lib/libhyprcommon.a
+HOST_LIBS := $(B)/lib/libhyprdaemon.a $(B)/lib/libhyprcli.a $(B)/lib/libhyprbuilder.a $(B)/lib/libhyprvmm.a $(B)/lib/libkestrel.a $(B)/lib/libhyprcommon.a
 BINS      := $(patsubst cmd/%.c,bin/%,$(CMD_SRC))
 UNITS     := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 GUESTT    := $(patsubst tests/guest/%.c,$(B)/guest/%,$(GUESTT_SRC))
 FUZZERS   := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 
-.PHONY: all deps kernel test demo fuzz bench clean
+.PHONY: all deps kernel test demo fuzz bench clean install install-systemd
 all: $(BINS) $(B)/guest/kestrel $(B)/initramfs.cpio $(UNITS) $(GUESTT) kernel
 
 deps:
@@ -62,6 +69,10 @@ $(B)/lib/libhyprvmm.a: $(patsubst %.c,$(B)/obj/%.o,$(VMM_SRC))
 $(B)/lib/libkestrel.a: $(patsubst %.c,$(B)/obj/%.o,$(KLIB_SRC))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 $(B)/lib/libhyprbuilder.a: $(patsubst %.c,$(B)/obj/%.o,$(BUILDER_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(B)/lib/libhyprdaemon.a: $(patsubst %.c,$(B)/obj/%.o,$(DAEMON_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(B)/lib/libhyprcli.a: $(patsubst %.c,$(B)/obj/%.o,$(CLI_SRC))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 bin/%: $(B)/obj/cmd/%.o $(HOST_LIBS)
 	@mkdir -p bin
@@ -107,6 +118,17 @@ demo: deps all
 bench: deps all
 	@bash bench/boot
 	@bash bench/pull
+	@bash tests/e2e/prepare >/dev/null && bash bench/api
+
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/hypr $(DESTDIR)$(PREFIX)/share/doc/hypr
+	install -m 0755 bin/hypr bin/hyprd bin/hypr-shim bin/hypr-vmm bin/kestrel-ctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(B)/kernel/vmlinux $(B)/initramfs.cpio $(DESTDIR)$(PREFIX)/lib/hypr/
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/hypr/
+install-systemd: install
+	sed 's|/usr/local|$(PREFIX)|g' contrib/systemd/hyprd.service >$(DESTDIR)/etc/systemd/system/hyprd.service
+	systemctl daemon-reload 2>/dev/null || true
 
 clean:
 	rm -rf $(B)/obj $(B)/gobj $(B)/lib $(B)/tests $(B)/guest $(B)/fuzz $(B)/initramfs.cpio bin

@@ -91,6 +91,12 @@ struct hyprd {
 int hyprd_init(struct hyprd *d, const struct hyprd_config *cfg, hypr_error_t *err);
 void hyprd_fini(struct hyprd *d);
 
+/* The guest agent's vsock port, and how long a request that needs the agent
+ * (exec, kill with a signal, top) waits for it to answer: a VM that was
+ * just started is still booting. */
+#define AGENT_PORT 1024
+#define AGENT_READY_MS 30000
+
 /* ---- http.c: the request context handed to handlers ---- */
 
 struct req {

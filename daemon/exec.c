@@ -29,7 +29,6 @@
 #include "../kestrel/lib/host_client.h"
 #include "../kestrel/lib/proto.h"
 
-#define AGENT_PORT 1024
 #define EXPIRE_S 300
 
 enum exec_state { EX_CREATED, EX_RUNNING, EX_EXITED };
@@ -224,7 +223,7 @@ int h_exec_create(struct req *r)
         return req_error(r, 500, "out of memory");
     }
     cleanup_free char *vsock = vm_vsock_path(r->d, s->vm_id);
-    s->fd = kestrel_client_connect(vsock, AGENT_PORT, 5000, &e);
+    s->fd = kestrel_client_connect(vsock, AGENT_PORT, AGENT_READY_MS, &e);
     if (s->fd < 0) {
         session_free(s);
         return req_error_from(r, 502, &e);

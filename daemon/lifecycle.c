@@ -36,7 +36,6 @@
 #include "../builder/store.h"
 #include "../kestrel/lib/host_client.h"
 
-#define AGENT_PORT 1024
 /* time the guest needs after the workload ended: kill-all, sync, unmount */
 #define STOP_MARGIN_S 8
 
@@ -596,7 +595,7 @@ int vm_stop(struct hyprd *d, const char *id, int timeout_s, unsigned *status, hy
     hypr_error_t e = NULL;
     bool graceful = false;
     if (vsock) {
-        int fd = kestrel_client_connect(vsock, AGENT_PORT, 2000, &e);
+        int fd = kestrel_client_connect(vsock, AGENT_PORT, (timeout_s > 0 ? (unsigned)timeout_s : 1) * 1000u, &e);
         if (fd >= 0) {
             graceful = kestrel_client_shutdown(fd, (uint32_t)timeout_s * 1000u, &e) == 0;
             close(fd);

@@ -21,12 +21,9 @@
 #include <unistd.h>
 
 #include "../builder/store.h"
+#include "../common/version.h"
 
 #define EVENTS_KEPT 1000
-#define HYPR_VERSION "0.1.0"
-#ifndef HYPR_GIT_COMMIT
-#define HYPR_GIT_COMMIT "unknown"
-#endif
 
 struct events {
     json_t *ring[EVENTS_KEPT];

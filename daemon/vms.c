@@ -24,7 +24,6 @@
 #include "../builder/store.h"
 #include "../kestrel/lib/host_client.h"
 
-#define AGENT_PORT 1024
 #define MEM_DEFAULT (256ll << 20)
 #define MEM_MIN (32ll << 20)
 #define MEM_MAX (1ll << 40)
@@ -458,7 +457,7 @@ int h_vm_kill(struct req *r)
         ret = vm_kill_now(r->d, v.id, &e);
     } else {
         cleanup_free char *vsock = vm_vsock_path(r->d, v.id);
-        int fd = kestrel_client_connect(vsock, AGENT_PORT, 3000, &e);
+        int fd = kestrel_client_connect(vsock, AGENT_PORT, AGENT_READY_MS, &e);
         if (fd >= 0) {
             ret = kestrel_client_signal(fd, 0, sig, &e);
             close(fd);
@@ -778,7 +777,7 @@ int h_vm_top(struct req *r)
     }
     cleanup_free char *vsock = vm_vsock_path(r->d, v.id);
     state_row_free(&v);
-    int fd = kestrel_client_connect(vsock, AGENT_PORT, 3000, &e);
+    int fd = kestrel_client_connect(vsock, AGENT_PORT, AGENT_READY_MS, &e);
     if (fd < 0 || kestrel_client_ps(fd, &ps, &n, &e) < 0) {
         if (fd >= 0)
             close(fd);

@@ -4,7 +4,8 @@
  * Boot: mounts /proc, /sys, /dev; reads /kestrel.cfg (appended to the
  * initramfs by the VMM, see lib/config.h); switches to the rootfs (overlay
  * of the root device and a tmpfs); container mounts, hostname, loopback;
- * listens on vsock; starts the workload with OCI semantics (lib/spawn.h).
+ * listens on vsock; starts the workload with OCI semantics (lib/spawn.h),
+ * its stdin the console when the config says `tty` or `stdin`.
  * Then it serves requests (lib/server.h), reaps zombies and forwards
  * SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 and SIGQUIT to the workload.
  * When the workload exits (or after a SHUTDOWN request stopped it): SIGTERM
@@ -16,10 +17,12 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/vm_sockets.h>
@@ -27,6 +30,10 @@
 #include "../lib/server.h"
 #include "../lib/spawn.h"
 #include "agent.h"
+
+#ifndef TIOCM_OUT1
+#define TIOCM_OUT1 0x2000 /* the UART's OUT1 line, <asm-generic/termios.h>; glibc lacks it */
+#endif
 
 #define GRACE_MS 2000       /* after the workload exits: SIGTERM -> SIGKILL */
 #define KILL_WAIT_MS 1000   /* after SIGKILL: how long to wait for zombies */
@@ -162,6 +169,47 @@ static int read_config(struct kestrel_config *cfg, hypr_error_t *err)
     return 0;
 }
 
+/* Console input (docs/kestrel-protocol.md, sections 1 and 3.2). With
+ * `stdin` and no `tty`, the host's bytes must reach the workload as data:
+ * no echo into the output, no signal, flow-control or line-editing
+ * characters, no CR/NL mapping, no bit stripping. Canonical mode stays on so
+ * that ^D (0x04) at a line start is end of file for the reader: that is how
+ * the host ends the input. CRTSCTS makes the line discipline drop RTS when
+ * its buffer is nearly full, and the VMM stops feeding input while RTS is
+ * down. Output post-processing stays off (boot_console_raw).
+ * Then, with `stdin` or `tty`, kestrel raises the UART's OUT1 line: the VMM
+ * feeds input only while OUT1 is up, so no byte reaches the console before
+ * the settings are final (bytes received earlier would be discarded by the
+ * driver's start-up or echoed). Without either key OUT1 stays down and the
+ * console gets no input. */
+static int console_input_setup(const struct kestrel_config *c, hypr_error_t *err)
+{
+    if (!c->tty && !c->stdin_open)
+        return 0;
+    cleanup_close int fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return hypr_error_make(err, errno, "open `/dev/console`");
+    if (!c->tty) {
+        struct termios t;
+        if (tcgetattr(fd, &t) < 0)
+            return hypr_error_make(err, errno, "get the settings of `/dev/console`");
+        t.c_iflag &= ~(tcflag_t)(IXON | IXOFF | IXANY | ICRNL | INLCR | IGNCR | ISTRIP | IUCLC | PARMRK | INPCK);
+        t.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL | ECHOCTL | ECHOKE | ECHOPRT | ISIG | IEXTEN | TOSTOP);
+        t.c_lflag |= ICANON;
+        t.c_oflag &= ~(tcflag_t)OPOST;
+        t.c_cflag |= CREAD | CRTSCTS;
+        t.c_cc[VEOF] = 0x04;
+        t.c_cc[VEOL] = t.c_cc[VEOL2] = t.c_cc[VERASE] = t.c_cc[VKILL] = _POSIX_VDISABLE;
+        if (tcsetattr(fd, TCSANOW, &t) < 0)
+            return hypr_error_make(err, errno, "set `/dev/console` to deliver input as data");
+    }
+    int out1 = TIOCM_OUT1;
+    if (ioctl(fd, TIOCMBIS, &out1) < 0)
+        return hypr_error_make(err, errno, "raise OUT1 on `/dev/console` (console ready for input)");
+    agent_log("console ready for input (%s)", c->tty ? "tty" : "stdin");
+    return 0;
+}
+
 static int vsock_listen(uint32_t port, hypr_error_t *err)
 {
     struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_port = port, .svm_cid = VMADDR_CID_ANY};
@@ -187,6 +235,12 @@ static int start_workload(struct agent *a, hypr_error_t *err)
         if (console < 0)
             return hypr_error_make(err, errno, "open `/dev/console`");
         stdio[0] = stdio[1] = stdio[2] = console;
+    } else if (c->stdin_open) {
+        /* not the controlling tty: the workload's own session has none */
+        console = open("/dev/console", O_RDONLY | O_NOCTTY | O_CLOEXEC);
+        if (console < 0)
+            return hypr_error_make(err, errno, "open `/dev/console` for stdin");
+        stdio[0] = console;
     }
     struct kestrel_spawn_opts o = {
         .argv = c->argv,
@@ -232,6 +286,8 @@ int main(int argc, char **argv)
         agent_fatal(&err, KESTREL_EXIT_INTERNAL);
     teardown_cfg = &a.cfg;
     boot_console_raw(a.cfg.tty);
+    if (console_input_setup(&a.cfg, &err) < 0)
+        agent_fatal(&err, KESTREL_EXIT_INTERNAL);
     if (boot_switch_root(a.cfg.root_dev ? a.cfg.root_dev : KESTREL_DEFAULT_ROOT_DEV, &err) < 0 ||
         boot_container_mounts(&a.cfg, &err) < 0 ||
         boot_hostname(a.cfg.hostname ? a.cfg.hostname : KESTREL_DEFAULT_HOSTNAME, &err) < 0)

@@ -88,6 +88,8 @@ int kestrel_config_encode(const struct kestrel_config *c, uint8_t **buf, size_t 
     }
     if (c->tty)
         put_rec(&b, "tty", "1");
+    if (c->stdin_open)
+        put_rec(&b, "stdin", "1");
     for (size_t i = 0; i < c->nmounts; i++) {
         put_rec(&b, "mount.source", c->mounts[i].source);
         put_rec(&b, "mount.target", c->mounts[i].target);
@@ -163,7 +165,7 @@ static int decode_records(const uint8_t *buf, size_t len, struct kestrel_config 
     size_t argv_cap = 0, env_cap = 0, mount_cap = 0;
     size_t mount_field = 0; /* next expected mount.* record, 0..3 */
     bool seen_workdir = false, seen_user = false, seen_hostname = false, seen_root = false;
-    bool seen_port = false, seen_tty = false;
+    bool seen_port = false, seen_tty = false, seen_stdin = false;
     size_t pos = 0, index = 0;
 
     if (len == 0)
@@ -236,6 +238,13 @@ static int decode_records(const uint8_t *buf, size_t len, struct kestrel_config 
             if (strcmp(val, "0") != 0 && strcmp(val, "1") != 0)
                 return hypr_error_make(err, EINVAL, "config: tty `%s` must be 0 or 1", val);
             c->tty = val[0] == '1';
+        } else if (strcmp(key, "stdin") == 0) {
+            if (seen_stdin)
+                return hypr_error_make(err, EINVAL, "config: key `%s` appears twice", key);
+            seen_stdin = true;
+            if (strcmp(val, "0") != 0 && strcmp(val, "1") != 0)
+                return hypr_error_make(err, EINVAL, "config: stdin `%s` must be 0 or 1", val);
+            c->stdin_open = val[0] == '1';
         } else if (strncmp(key, "mount.", 6) == 0) {
             if (strcmp(key, mount_keys[mount_field]) != 0)
                 return hypr_error_make(err, EINVAL, "config: `%s` without a preceding `mount.source`", key);

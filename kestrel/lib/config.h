@@ -11,7 +11,7 @@
  * of NUL-terminated records "key=value". The first record is
  * "kestrel.cfg=1" (the format version). Values may hold any byte but NUL.
  * Keys: argv (repeated, in order, at least one), env (repeated,
- * "KEY=VALUE"), workdir, user, hostname, root_dev, vsock_port, tty, and
+ * "KEY=VALUE"), workdir, user, hostname, root_dev, vsock_port, tty, stdin, and
  * per extra mount the four records mount.source, mount.target,
  * mount.fstype, mount.options in that order. A key absent means the
  * default; a singleton key may appear once. Decoding is strict: any other
@@ -62,6 +62,8 @@ struct kestrel_config {
     const char *root_dev;  /* NULL -> "/dev/vda"; "" -> no rootfs disk */
     uint32_t vsock_port;   /* agent listen port; 0 -> 1024 */
     bool tty;              /* workload on the console as its controlling tty */
+    bool stdin_open;       /* key "stdin": without tty, the workload's stdin is the
+                            * console in canonical mode without echo (^D = EOF) */
     struct kestrel_mount *mounts; /* extra mounts, may be NULL when nmounts is 0 */
     size_t nmounts;
 };

@@ -4,11 +4,13 @@
 # host. Starts Debian's docker-registry on 127.0.0.1 (free ports; anonymous,
 # htpasswd basic auth, and bearer tokens from tests/registry/tokenserver.py),
 # pushes images built by tests/images/*.sh (plus a few derived here with
-# umoci) with skopeo, and pulls them with bin/hypr into throwaway data
-# directories. Bad inputs (tampered blob, truncated download, unknown
-# manifest media type, hostile layer, full disk) must each fail with an
-# error naming the problem and leave the store exactly as it was (a listing
-# of the data directory and of every database row, compared).
+# umoci) with skopeo, and pulls them with bin/hypr through bin/hyprd into
+# throwaway data directories (a daemon per data directory; a command that
+# needs another daemon environment, e.g. other registry credentials, gets a
+# daemon of its own: hyprd_with). Bad inputs (tampered blob, truncated
+# download, unknown manifest media type, hostile layer, full disk) must each
+# fail with an error naming the problem and leave the store exactly as it
+# was (a listing of the data directory and of every database row, compared).
 #
 # Prints `ok NAME` or `FAIL NAME: why` per case; exits 1 if any failed
 # (E2E_VERBOSE=1 also shows each refused command's error). Needs
@@ -16,16 +18,21 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/registry/lib.sh
+. tests/lib/hyprd.sh
 HYPR=${IMAGES_HYPR:-$PWD/bin/hypr} # IMAGES_HYPR: another build (e.g. with ASan)
+HYPRD=${IMAGES_HYPRD:-$PWD/bin/hyprd}
+export HYPR HYPRD
 IMG=$PWD/build/test-images
 work=$(mktemp -d /tmp/hypr-images.XXXXXX)
 nfail=0
 states=()
 mounts=()
+runs=() # runtime directories of the hyprd started here
 ok() { echo "ok $1"; }
 fail() { echo "FAIL $1: $2"; nfail=$((nfail + 1)); }
 cleanup() {
-    local s m
+    local s m r
+    for r in "${runs[@]}"; do hyprd_stop "$r"; done
     for s in "${states[@]}"; do svc_stop "$s"; done
     for m in "${mounts[@]}"; do umount "$m" 2>/dev/null; done
     rm -rf "$work"
@@ -37,6 +44,7 @@ for t in docker-registry skopeo umoci mksquashfs unsquashfs sqlite3 python3 htpa
     command -v "$t" >/dev/null || { fail prerequisites "$t is not installed (scripts/deps.sh)"; exit 1; }
 done
 [ -x "$HYPR" ] || { fail prerequisites "$HYPR is not built (make bin/hypr)"; exit 1; }
+[ -x "$HYPRD" ] || { fail prerequisites "$HYPRD is not built (make bin/hyprd)"; exit 1; }
 
 # ---- images ----
 mkdir -p "$IMG"
@@ -132,9 +140,44 @@ image_id() { sed -n 's/^Image: //p' "$work/out"; }
 rootfs_of() { "$HYPR" inspect "$1" >"$work/insp.json" 2>/dev/null && json_get "$work/insp.json" 'd[0]["Hypr"]["Rootfs"]'; }
 blobs() { find "$HYPR_DATA_DIR/blobs/sha256" -type f | wc -l; }
 
+# daemon_start DATA RUN: a hyprd on DATA for the rest of the script (stopped by cleanup)
+daemon_start() {
+    runs+=("$2")
+    hyprd_start "$@"
+}
+# hyprd_with DATA [VAR=VALUE...] -- CMD...: runs CMD against a hyprd of its own
+# on DATA, started with the VAR=VALUE assignments in its environment, and
+# stops it. (The daemon pulls, so registry credentials are its environment's.)
+hyprd_with() {
+    local data=$1 run rc envs=()
+    shift
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
+    shift
+    run=$(mktemp -d "$work/run.XXXXXX")
+    runs+=("$run")
+    (
+        [ ${#envs[@]} -eq 0 ] || export "${envs[@]}"
+        hyprd_start "$data" "$run"
+    ) || return 125
+    HYPR_RUNTIME_DIR=$run "$@"
+    rc=$?
+    hyprd_stop "$run"
+    return $rc
+}
+
 export HYPR_DATA_DIR=$work/store
+export HYPR_RUNTIME_DIR=$work/run
 export HYPR_REGISTRY_AUTH_FILE=$work/no-credentials.json
-unset HYPR_INSECURE_REGISTRIES DOCKER_CONFIG
+unset HYPR_INSECURE_REGISTRIES DOCKER_CONFIG HYPR_HOST HYPR_TOKEN
+daemon_start "$HYPR_DATA_DIR" "$HYPR_RUNTIME_DIR" || { fail prerequisites "hyprd did not start"; exit 1; }
+
+# ---- the client without a daemon ----
+run env HYPR_RUNTIME_DIR="$work/nowhere" "$HYPR" images
+if [ "$rc" = 1 ] && grep -q "^cannot connect to hyprd at $work/nowhere/hypr.sock: No such file or directory. Is hyprd running?$" "$work/err"; then
+    ok no_daemon_reported
+else
+    fail no_daemon_reported "rc=$rc $(cat "$work/err")"
+fi
 
 # ---- pull, images, inspect ----
 run "$HYPR" pull "$R/busybox:latest"
@@ -226,9 +269,9 @@ else
     fail pull_by_digest "rc=$rc $(cat "$work/out" "$work/err" | tr '\n' '|')"
 fi
 
-run env HYPR_DATA_DIR="$work/store-localhost" "$HYPR" pull "localhost:${R#*:}/busybox:latest"
+run hyprd_with "$work/store-localhost" -- "$HYPR" pull "localhost:${R#*:}/busybox:latest"
 if [ "$rc" = 0 ] && [ "$(image_id)" = "$BB_ID" ] &&
-    HYPR_DATA_DIR="$work/store-localhost" "$HYPR" images | grep -q "^localhost:${R#*:}/busybox  *latest "; then
+    hyprd_with "$work/store-localhost" -- "$HYPR" images | grep -q "^localhost:${R#*:}/busybox  *latest "; then
     ok pull_localhost_name
 else
     fail pull_localhost_name "rc=$rc $(cat "$work/err")"
@@ -261,16 +304,20 @@ refused multiarch_unknown_platform 'no image for platform linux/s390x \(the inde
 refused missing_tag "registry \`$R\`, repository \`busybox\`: manifest \`nope\`: HTTP 404: manifest unknown" \
     "$HYPR" pull "$R/busybox:nope"
 refused invalid_reference 'reference `Bad:Ref:x`' "$HYPR" pull "Bad:Ref:x"
-refused inspect_missing 'image `nothing:here`: no such image' "$HYPR" inspect nothing:here
-refused rmi_missing 'image `nothing:here`: no such image' "$HYPR" rmi nothing:here
+refused inspect_missing '^Error response from daemon: no such image: nothing:here$' "$HYPR" inspect nothing:here
+refused rmi_missing '^Error response from daemon: no such image: nothing:here$' "$HYPR" rmi nothing:here
 refused bad_platform 'platform `linux`: expected OS/ARCH' "$HYPR" pull --platform linux "$R/busybox:latest"
 good=1
-for c in "" pull images rmi inspect load; do
+for c in "" pull images rmi inspect load run ps start stop restart kill rm logs exec top wait events health \
+    version "system df" "system prune" "system events"; do
     run "$HYPR" $c --help
     [ "$rc" = 0 ] && grep -q '^Usage: hypr' "$work/out" || { good=0; fail help "hypr $c --help: rc=$rc"; }
 done
 run "$HYPR" frobnicate
 [ "$rc" = 1 ] && grep -q 'unknown command `frobnicate`' "$work/err" || { good=0; fail help "unknown command: rc=$rc"; }
+run "$HYPR" images --bogus
+[ "$rc" = 1 ] && grep -q '^hypr: unknown flag: --bogus$' "$work/err" && grep -q '^Usage: hypr images' "$work/err" ||
+    { good=0; fail help "unknown flag: rc=$rc $(head -2 "$work/err")"; }
 [ $good = 1 ] && ok help_on_every_command
 
 # ---- bad input: each refused, the store unchanged ----
@@ -292,7 +339,7 @@ fi
 # an interrupted download resumes (Range) and succeeds
 states+=("$work/proxy-resume")
 PR=127.0.0.1:$(proxy_start "$work/proxy-resume" "${R#*:}" --cut-blobs 2 --cut-min 4096)
-run env HYPR_DATA_DIR="$work/store-resume" "$HYPR" pull "$PR/busybox:big"
+run hyprd_with "$work/store-resume" -- "$HYPR" pull "$PR/busybox:big"
 if [ "$rc" = 0 ] && grep -q ' cut$' "$work/proxy-resume/requests" &&
     grep -qE '/blobs/sha256:[0-9a-f]+ range=bytes=[0-9]+- status=206' "$work/proxy-resume/requests"; then
     ok interrupted_download_resumes
@@ -342,11 +389,14 @@ fi
 mkdir -p "$work/small"
 if mount -t tmpfs -o size=2m hypr-test "$work/small" 2>"$work/err"; then
     mounts+=("$work/small")
-    (
-        export HYPR_DATA_DIR=$work/small/store
-        "$HYPR" images >/dev/null || echo "FAIL full_disk: cannot create the store"
-        refused full_disk 'No space left on device' "$HYPR" pull "$R/busybox:big"
-    )
+    runs+=("$work/run-small")
+    if hyprd_start "$work/small/store" "$work/run-small" 2>"$work/err"; then
+        HYPR_DATA_DIR=$work/small/store HYPR_RUNTIME_DIR=$work/run-small \
+            refused full_disk 'No space left on device' "$HYPR" pull "$R/busybox:big"
+    else
+        fail full_disk "hyprd cannot create its store on a 2 MiB tmpfs: $(tail -c 400 "$work/err")"
+    fi
+    hyprd_stop "$work/run-small"
     umount "$work/small" && mounts=()
 else
     fail full_disk "cannot mount a tmpfs (root needed): $(cat "$work/err")"
@@ -358,10 +408,10 @@ refused basic_auth_required "registry \`$RB\` requires authentication \(basic\) 
     "$HYPR" pull "$RB/busybox:latest"
 printf '{"auths":{"%s":{"auth":"%s"}}}' "$RB" "$(printf hypr:wrong | base64)" >"$work/wrong.json"
 refused basic_auth_wrong_password "authentication failed for repository \`busybox\`" \
-    env HYPR_REGISTRY_AUTH_FILE="$work/wrong.json" "$HYPR" pull "$RB/busybox:latest"
+    hyprd_with "$HYPR_DATA_DIR" HYPR_REGISTRY_AUTH_FILE="$work/wrong.json" -- "$HYPR" pull "$RB/busybox:latest"
 mkdir -p "$work/dockercfg"
 printf '{"auths":{"http://%s/v2/":{"auth":"%s"}}}' "$RB" "$(printf hypr:hypr-secret | base64)" >"$work/dockercfg/config.json"
-run env -u HYPR_REGISTRY_AUTH_FILE DOCKER_CONFIG="$work/dockercfg" HYPR_DATA_DIR="$work/store-basic" \
+run hyprd_with "$work/store-basic" HYPR_REGISTRY_AUTH_FILE= DOCKER_CONFIG="$work/dockercfg" -- \
     "$HYPR" pull "$RB/busybox:latest"
 if [ "$rc" = 0 ] && [ "$(image_id)" = "$BB_ID" ]; then
     ok basic_auth_from_config_json
@@ -375,7 +425,7 @@ start_reg RK "$work/reg-token" "$STORAGE" token "$work/token"
 refused token_auth_refused_without_credentials "token server \`http://127.0.0.1:[0-9]+/token\`: HTTP 401.*anonymously" \
     "$HYPR" pull "$RK/busybox:latest"
 printf '{"auths":{"%s":{"auth":"%s"}}}' "$RK" "$(printf hypr:hypr-secret | base64)" >"$work/token-auth.json"
-run env HYPR_REGISTRY_AUTH_FILE="$work/token-auth.json" HYPR_DATA_DIR="$work/store-token" "$HYPR" pull "$RK/busybox:latest"
+run hyprd_with "$work/store-token" HYPR_REGISTRY_AUTH_FILE="$work/token-auth.json" -- "$HYPR" pull "$RK/busybox:latest"
 if [ "$rc" = 0 ] && [ "$(image_id)" = "$BB_ID" ] && grep -q '^token hypr repository:busybox:pull$' "$work/token/requests"; then
     ok token_auth_pull
 else
@@ -386,7 +436,7 @@ fi
 states+=("$work/token-anon")
 token_start "$work/token-anon" "$USERS" --allow-anonymous >/dev/null || { fail token_auth "token server did not start"; exit 1; }
 start_reg RA "$work/reg-token-anon" "$STORAGE" token "$work/token-anon"
-run env HYPR_DATA_DIR="$work/store-token-anon" "$HYPR" pull "$RA/busybox:latest"
+run hyprd_with "$work/store-token-anon" -- "$HYPR" pull "$RA/busybox:latest"
 if [ "$rc" = 0 ] && [ "$(image_id)" = "$BB_ID" ] &&
     grep -q '^token (anonymous) repository:busybox:pull$' "$work/token-anon/requests"; then
     ok token_auth_anonymous
@@ -422,7 +472,7 @@ env=NEW=1
 workdir=/data
 user=1000:1000'
     if [ "$rc" = 0 ] && [ "$(kestrel_cfg "$work/initrd")" = "$want" ] && grep -q "pulling $R/busybox:latest" "$work/err" &&
-        [ "$(HYPR_DATA_DIR=$work/store-vmm "$HYPR" images -q)" = "${BB_ID:7:12}" ]; then
+        [ "$(hyprd_with "$work/store-vmm" -- "$HYPR" images -q)" = "${BB_ID:7:12}" ]; then
         ok vmm_image_pulled_and_config_applied
     else
         fail vmm_image_pulled_and_config_applied "rc=$rc $(cat "$work/err"); cfg: $(kestrel_cfg "$work/initrd" 2>&1 | tr '\n' '|')"
@@ -471,7 +521,8 @@ else
 fi
 
 # ---- load ----
-export HYPR_DATA_DIR=$work/store-load
+export HYPR_DATA_DIR=$work/store-load HYPR_RUNTIME_DIR=$work/run-load
+daemon_start "$HYPR_DATA_DIR" "$HYPR_RUNTIME_DIR" || { fail prerequisites "hyprd did not start on $HYPR_DATA_DIR"; exit 1; }
 run "$HYPR" load -i "$DS"
 if [ "$rc" = 0 ] && grep -qx 'Loaded image: busybox:latest' "$work/out" &&
     sq=$(rootfs_of busybox:latest) && [ "$(unsquashfs -cat "$sq" data/hello 2>/dev/null)" = "hello from layer 2" ] &&

@@ -53,7 +53,7 @@ TEST(roundtrip_full)
     struct kestrel_config in = {
         .argv = argv, .argc = 4, .env = env, .envc = 3,
         .workdir = "/srv/app dir", .user = "www-data:staff", .hostname = "box-1",
-        .root_dev = "/dev/vdz", .vsock_port = 4242, .tty = true,
+        .root_dev = "/dev/vdz", .vsock_port = 4242, .tty = true, .stdin_open = true,
         .mounts = mounts, .nmounts = 2,
     };
     uint8_t *buf = NULL;
@@ -72,7 +72,7 @@ TEST(roundtrip_full)
         ok = same_str(out.env[i], env[i]);
     ok = ok && same_str(out.workdir, in.workdir) && same_str(out.user, in.user) &&
          same_str(out.hostname, in.hostname) && same_str(out.root_dev, in.root_dev) && out.vsock_port == 4242 &&
-         out.tty && out.nmounts == 2;
+         out.tty && out.stdin_open && out.nmounts == 2;
     for (size_t i = 0; ok && i < 2; i++)
         ok = same_str(out.mounts[i].source, mounts[i].source) && same_str(out.mounts[i].target, mounts[i].target) &&
              same_str(out.mounts[i].fstype, mounts[i].fstype) && same_str(out.mounts[i].options, mounts[i].options);
@@ -97,7 +97,8 @@ TEST(roundtrip_defaults)
     CHECK(exact);
     CHECK(r == 0);
     bool ok = out.argc == 1 && out.envc == 0 && out.env == NULL && out.workdir == NULL && out.user == NULL &&
-              out.hostname == NULL && out.root_dev == NULL && out.vsock_port == 0 && !out.tty && out.nmounts == 0;
+              out.hostname == NULL && out.root_dev == NULL && out.vsock_port == 0 && !out.tty && !out.stdin_open &&
+              out.nmounts == 0;
     kestrel_config_free(&out);
     CHECK(ok);
 }
@@ -109,6 +110,39 @@ TEST(empty_root_dev_kept)
     hypr_error_t err = NULL;
     CHECK(kestrel_config_decode((const uint8_t *)in, sizeof(in) - 1, &c, &err) == 0);
     bool ok = c.root_dev != NULL && c.root_dev[0] == 0;
+    kestrel_config_free(&c);
+    CHECK(ok);
+}
+
+/* `stdin`: encoded as exactly one `stdin=1` record when set (nothing when
+ * not), decoded from `0` or `1`, independent of `tty`. */
+TEST(stdin_key)
+{
+    char *argv[] = {"cat", NULL};
+    struct kestrel_config in = {.argv = argv, .argc = 1, .stdin_open = true};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    hypr_error_t err = NULL;
+    CHECK(kestrel_config_encode(&in, &buf, &len, &err) == 0);
+    static const char want[] = REC("kestrel.cfg=1") REC("argv=cat") REC("stdin=1");
+    bool exact = len == sizeof(want) - 1 && memcmp(buf, want, len) == 0;
+    free(buf);
+    CHECK(exact);
+
+    static const char one[] = REC("kestrel.cfg=1") REC("argv=cat") REC("stdin=1");
+    static const char zero[] = REC("kestrel.cfg=1") REC("stdin=0") REC("argv=cat");
+    static const char both[] = REC("kestrel.cfg=1") REC("argv=cat") REC("stdin=1") REC("tty=1");
+    struct kestrel_config c;
+    CHECK(kestrel_config_decode((const uint8_t *)one, sizeof(one) - 1, &c, &err) == 0);
+    bool ok = c.stdin_open && !c.tty;
+    kestrel_config_free(&c);
+    CHECK(ok);
+    CHECK(kestrel_config_decode((const uint8_t *)zero, sizeof(zero) - 1, &c, &err) == 0);
+    ok = !c.stdin_open && !c.tty && c.argc == 1;
+    kestrel_config_free(&c);
+    CHECK(ok);
+    CHECK(kestrel_config_decode((const uint8_t *)both, sizeof(both) - 1, &c, &err) == 0);
+    ok = c.stdin_open && c.tty;
     kestrel_config_free(&c);
     CHECK(ok);
 }
@@ -136,6 +170,13 @@ TEST(rejects_malformed)
     DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("vsock_port=4294967295"), "reserved");
     DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("vsock_port= 5"), "port");
     DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("tty=yes"), "tty");
+    DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("stdin=2"), "stdin `2` must be 0 or 1");
+    DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("stdin="), "must be 0 or 1");
+    DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("stdin=01"), "must be 0 or 1");
+    DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("stdin=true"), "must be 0 or 1");
+    DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("stdin=1 "), "must be 0 or 1");
+    DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("stdin=1") REC("stdin=1"), "key `stdin` appears twice");
+    DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("stdin=0") REC("stdin=1"), "key `stdin` appears twice");
     DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("workdir=relative"), "absolute");
     DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("root_dev=vda"), "absolute");
     DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("user="), "user is empty");
@@ -246,6 +287,7 @@ int main(void)
     RUN(roundtrip_full);
     RUN(roundtrip_defaults);
     RUN(empty_root_dev_kept);
+    RUN(stdin_key);
     RUN(rejects_malformed);
     RUN(encode_rejects_invalid);
     RUN(truncations_are_safe);
