@@ -5,7 +5,8 @@
  *   hypr-vmm [--kernel FILE] [--initrd FILE] --rootfs DIR|FILE.squashfs
  *            [--cpus N] [--memory MiB] [-e KEY=VAL]... [-w DIR] [-u USER]
  *            [--disk FILE[:ro]]... [--vsock PATH] [--tap NAME]
- *            [--hostname NAME] [--cmdline ARGS] [--stats] -- CMD [ARG...]
+ *            [--hostname NAME] [--cmdline ARGS] [--stats] [--chdir DIR]
+ *            [--no-sandbox] -- CMD [ARG...]
  *   hypr-vmm [OPTIONS] --image REF [-- CMD [ARG...]]
  *
  * A directory rootfs is packed into a temporary squashfs (mksquashfs) that
@@ -15,7 +16,12 @@
  * Cmd); Env, with -e overriding; WorkingDir unless -w; User unless -u.
  * Exit status: the workload's (0-255; 128+N when killed by signal N); 125
  * when the VM could not run or the guest ended without reporting one, like
- * `docker run`. */
+ * `docker run`. Once the VM is built, the process confines itself
+ * (vmm/sandbox.h: no capabilities, no new privileges, a seccomp allow-list
+ * whose forbidden calls kill it with SIGSYS) unless --no-sandbox is given.
+ * --chdir DIR (hyprd: the VM's own directory) is entered before any path
+ * option is used, so relative paths resolve there; the sandbox then keeps
+ * the process in it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -60,6 +66,13 @@ static void usage(FILE *f)
             "  --hostname NAME    guest hostname\n"
             "  --cmdline ARGS     extra kernel command line arguments\n"
             "  --stats            print boot timing and memory figures on stderr\n"
+            "  --chdir DIR        work in DIR (relative paths in other options resolve there)\n"
+            "  --no-sandbox       do not confine the running VM (capabilities, seccomp allow-list)\n"
+            "                     (HYPR_SECCOMP=log|trap: report forbidden calls instead of killing)\n"
+            "  --tty              the workload runs on the console as its terminal (stdin = console)\n"
+            "  --stdin            the workload reads this process's stdin (via the console; implies\n"
+            "                     --console-stdin; send ^D, 0x04, at a line start for end of input)\n"
+            "  --console-stdin    feed this process's stdin to the guest console\n"
             "  --dump-initrd FILE write the initramfs (with CMD's config) to FILE and exit\n"
             "  -h, --help         this help\n");
 }
@@ -228,7 +241,8 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
     enum { O_KERNEL = 256, O_INITRD, O_ROOTFS, O_CPUS, O_MEMORY, O_DISK, O_VSOCK, O_TAP,
-           O_HOSTNAME, O_CMDLINE, O_STATS, O_DUMP_INITRD, O_IMAGE };
+           O_HOSTNAME, O_CMDLINE, O_STATS, O_DUMP_INITRD, O_IMAGE, O_NO_SANDBOX, O_TTY, O_CONSOLE_STDIN,
+           O_STDIN, O_CHDIR };
     static const struct option opts[] = {
         { "kernel", required_argument, 0, O_KERNEL }, { "initrd", required_argument, 0, O_INITRD },
         { "rootfs", required_argument, 0, O_ROOTFS }, { "cpus", required_argument, 0, O_CPUS },
@@ -238,10 +252,13 @@ int main(int argc, char **argv)
         { "tap", required_argument, 0, O_TAP }, { "hostname", required_argument, 0, O_HOSTNAME },
         { "cmdline", required_argument, 0, O_CMDLINE }, { "stats", no_argument, 0, O_STATS },
         { "dump-initrd", required_argument, 0, O_DUMP_INITRD }, { "image", required_argument, 0, O_IMAGE },
-        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+        { "no-sandbox", no_argument, 0, O_NO_SANDBOX }, { "tty", no_argument, 0, O_TTY },
+        { "console-stdin", no_argument, 0, O_CONSOLE_STDIN }, { "stdin", no_argument, 0, O_STDIN },
+        { "chdir", required_argument, 0, O_CHDIR }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     cleanup_error hypr_error_t err = NULL;
-    struct vmm_config cfg = { .cpus = 1, .mem_mib = 256, .console_out = STDOUT_FILENO, .console_in = -1 };
+    struct vmm_config cfg = { .cpus = 1, .mem_mib = 256, .console_out = STDOUT_FILENO, .console_in = -1,
+                              .sandbox = true };
     struct kestrel_config agent = { 0 };
     struct vmm_disk disks[MAX_DISKS + 1];
     static char *env[MAX_ENV];
@@ -251,7 +268,7 @@ int main(int argc, char **argv)
     cleanup_free char *image_rootfs = NULL;
     char tmp_squash[] = "/tmp/hypr-rootfs-XXXXXX";
     bool tmp_created = false, stats = false;
-    const char *dump_initrd = NULL;
+    const char *dump_initrd = NULL, *vm_dir = NULL;
     int ndisks = 1, c;
 
     while ((c = getopt_long(argc, argv, "+e:w:u:h", opts, NULL)) != -1) {
@@ -301,6 +318,11 @@ int main(int argc, char **argv)
         case O_HOSTNAME: agent.hostname = optarg; break;
         case O_CMDLINE: cfg.cmdline_extra = optarg; break;
         case O_STATS: stats = true; break;
+        case O_NO_SANDBOX: cfg.sandbox = false; break;
+        case O_CHDIR: vm_dir = optarg; break;
+        case O_TTY: agent.tty = true; break;
+        case O_CONSOLE_STDIN: cfg.console_in = STDIN_FILENO; break;
+        case O_STDIN: agent.stdin_open = true; cfg.console_in = STDIN_FILENO; break;
         case O_DUMP_INITRD: dump_initrd = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return EXIT_VMM_ERROR;
@@ -311,6 +333,11 @@ int main(int argc, char **argv)
                 rootfs && image ? "--rootfs and --image exclude each other"
                 : rootfs || image ? "no command given after --" : "--rootfs or --image is required");
         usage(stderr);
+        return EXIT_VMM_ERROR;
+    }
+    /* Before any path option is used: they resolve from here. */
+    if (vm_dir && chdir(vm_dir) < 0) {
+        fprintf(stderr, "hypr-vmm: --chdir `%s`: %s\n", vm_dir, strerror(errno));
         return EXIT_VMM_ERROR;
     }
     agent.argv = argv + optind;

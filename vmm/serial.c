@@ -5,7 +5,16 @@
  * instantaneous (THR always empty), so the THR-empty interrupt is pending
  * whenever IER enables it and the guest has not read IIR since. The IRQ line
  * is level-driven from the computed IIR (KVM_IRQ_LINE). Loopback mode (MCR
- * bit 4) feeds THR back into the receiver, as Linux's probe expects. */
+ * bit 4) feeds THR back into the receiver, as Linux's probe expects.
+ *
+ * Input flow control: in_fd is read only while the guest can take input:
+ * it raised OUT1 (MCR bit 2; kestrel does once the console is configured
+ * for input, docs/kestrel-protocol.md), RTS is up (Linux drops it when its
+ * buffer is full and CRTSCTS is set), loopback is off and the rx FIFO has
+ * room. Bytes sent earlier would be lost (Linux clears the FIFO when it
+ * opens the port) or processed with the wrong terminal settings. While input
+ * is held, in_fd is off the event loop: epoll would report a closed pipe's
+ * EPOLLHUP even with no event requested. */
 #include "serial.h"
 
 #include <errno.h>
@@ -30,6 +39,8 @@
 #define LSR_DR 0x01
 #define LSR_THRE 0x20
 #define LSR_TEMT 0x40
+#define MCR_RTS 0x02
+#define MCR_OUT1 0x04
 #define MCR_OUT2 0x08
 #define MCR_LOOP 0x10
 #define FCR_FIFO_ENABLE 0x01
@@ -44,7 +55,8 @@ struct serial {
     int out_fd, in_fd;
     uint8_t dll, dlm, ier, iir, fcr, lcr, mcr, lsr, msr, scr;
     bool thri_pending;      /* THR-empty interrupt not yet acknowledged */
-    bool in_paused;         /* rx FIFO full: in_fd not polled until the guest reads */
+    bool in_polled;         /* in_fd is on the event loop (input flows, see above) */
+    bool in_eof;            /* in_fd ended or failed: never polled again */
     int irq_level;
     uint8_t rx[RX_FIFO];
     unsigned rx_head, rx_len;
@@ -79,6 +91,31 @@ static void update_irq_locked(struct serial *s)
     if (level != s->irq_level) {
         s->irq_level = level;
         vm_irq_line(s->vm, COM1_IRQ, level, NULL);
+    }
+}
+
+static void serial_input(void *opaque, int fd, uint32_t events);
+
+static bool in_wanted_locked(const struct serial *s)
+{
+    return (s->mcr & (MCR_OUT1 | MCR_RTS | MCR_LOOP)) == (MCR_OUT1 | MCR_RTS) && s->rx_len < RX_FIFO;
+}
+
+/* Puts in_fd on the event loop or takes it off, per in_wanted_locked. A
+ * failed evloop_add is retried at the guest's next register access. */
+static void in_update_locked(struct serial *s)
+{
+    if (s->in_fd < 0 || s->in_eof)
+        return;
+    bool want = in_wanted_locked(s);
+    if (want == s->in_polled)
+        return;
+    if (want) {
+        if (evloop_add(s->vm->loop, s->in_fd, EPOLLIN, serial_input, s, NULL) == 0)
+            s->in_polled = true;
+    } else {
+        evloop_del(s->vm->loop, s->in_fd);
+        s->in_polled = false;
     }
 }
 
@@ -145,8 +182,6 @@ static void serial_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, b
                 v = s->rx[s->rx_head];
                 s->rx_head = (s->rx_head + 1) % RX_FIFO;
                 s->rx_len--;
-                if (s->in_paused && evloop_mod(s->vm->loop, s->in_fd, EPOLLIN, NULL) == 0)
-                    s->in_paused = false;
             } else {
                 v = 0;
             }
@@ -173,6 +208,7 @@ static void serial_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, b
         data[0] = v;
     }
     update_irq_locked(s);
+    in_update_locked(s);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -182,20 +218,22 @@ static void serial_input(void *opaque, int fd, uint32_t events)
     uint8_t buf[RX_FIFO];
 
     pthread_mutex_lock(&s->lock);
-    size_t room = RX_FIFO - s->rx_len;
-    if (room == 0) { /* backpressure: wait for the guest to read */
-        if (evloop_mod(s->vm->loop, fd, 0, NULL) == 0)
-            s->in_paused = true;
+    if (!s->in_polled || !in_wanted_locked(s)) { /* a call racing with evloop_del */
+        in_update_locked(s);
         pthread_mutex_unlock(&s->lock);
         return;
     }
-    ssize_t n = read(fd, buf, room);
-    if (n > 0)
+    ssize_t n = read(fd, buf, RX_FIFO - s->rx_len);
+    if (n > 0) {
         for (ssize_t i = 0; i < n; i++)
             rx_push_locked(s, buf[i]);
-    else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
         evloop_del(s->vm->loop, fd); /* end of input */
+        s->in_polled = false;
+        s->in_eof = true;
+    }
     update_irq_locked(s);
+    in_update_locked(s);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -215,10 +253,16 @@ int serial_new(struct vm *vm, int out_fd, int in_fd, struct serial **out, hypr_e
         free(s);
         return hypr_error_wrap(err, "serial port");
     }
-    if (in_fd >= 0 && evloop_add(vm->loop, in_fd, EPOLLIN, serial_input, s, err) < 0) {
-        vm_bus_unregister(&vm->pio, COM1_BASE);
-        free(s);
-        return hypr_error_wrap(err, "serial port input");
+    /* in_fd joins the event loop only once the guest is ready for input
+     * (in_update_locked); check now that epoll takes it (a regular file or
+     * /dev/null it does not) */
+    if (in_fd >= 0) {
+        if (evloop_add(vm->loop, in_fd, EPOLLIN, serial_input, s, err) < 0) {
+            vm_bus_unregister(&vm->pio, COM1_BASE);
+            free(s);
+            return hypr_error_wrap(err, "serial port input");
+        }
+        evloop_del(vm->loop, in_fd); /* a call in between finds !in_polled */
     }
     *out = s;
     return 0;

@@ -15,6 +15,7 @@
 #include "evloop.h"
 #include "loader.h"
 #include "pci.h"
+#include "sandbox.h"
 #include "serial.h"
 #include "virtio.h"
 #include "vm.h"
@@ -42,20 +43,21 @@ void vmm_request_stop(void)
 }
 
 /* Resident memory of the process and of guest RAM (for bench/boot: the
- * VMM's own overhead is the difference). */
-static void measure_rss(struct vm *vm, struct vmm_result *res)
+ * VMM's own overhead is the difference). statm_fd is /proc/self/statm,
+ * opened before the sandbox (which forbids opening files), or -1. */
+static void measure_rss(struct vm *vm, int statm_fd, struct vmm_result *res)
 {
-    FILE *f = fopen("/proc/self/status", "re");
     char line[256];
-    if (f) {
-        while (fgets(line, sizeof(line), f))
-            if (sscanf(line, "VmRSS: %lu kB", &res->rss_kib) == 1)
-                break;
-        fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned long size, resident;
+    ssize_t got = statm_fd >= 0 ? pread(statm_fd, line, sizeof(line) - 1, 0) : -1;
+    if (got > 0) {
+        line[got] = 0;
+        if (sscanf(line, "%lu %lu", &size, &resident) == 2)
+            res->rss_kib = resident * (uint64_t)page / 1024;
     }
     if (vm->mem == NULL)
         return;
-    long page = sysconf(_SC_PAGESIZE);
     size_t pages = (vm->mem_size + page - 1) / page;
     unsigned char *vec = malloc(pages);
     if (vec && mincore(vm->mem, vm->mem_size, vec) == 0) {
@@ -193,6 +195,7 @@ int vmm_run(const struct vmm_config *cfg, struct vmm_result *res, hypr_error_t *
     cleanup_free char *cmdline = NULL;
     size_t kernel_len = 0, initrd_len = 0;
     struct vm_boot boot;
+    cleanup_close int statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     int ret = -1;
 
     memset(res, 0, sizeof(*res));
@@ -232,6 +235,19 @@ int vmm_run(const struct vmm_config *cfg, struct vmm_result *res, hypr_error_t *
     initrd = NULL;
     if (vcpu_create_all(&vm, &boot, err) < 0)
         goto out;
+    /* The VM is built: every file, device and listening socket is open.
+     * Narrow the process to what a running VM needs before any thread that
+     * serves the guest starts, so no guest-driven code runs unconfined.
+     * The /dev/kvm fd goes first: it only creates VMs and answers queries
+     * (CPUID, the kvm_run size), all done by now. */
+    if (cfg->sandbox) {
+        close(vm.kvm_fd);
+        vm.kvm_fd = -1;
+        if (vmm_sandbox_apply(err) < 0) {
+            hypr_error_wrap(err, "sandbox");
+            goto out;
+        }
+    }
     if (evloop_start(vm.loop, err) < 0)
         goto out;
     running_vm = &vm;
@@ -263,7 +279,7 @@ out:
     pci_bus_free(&vm);
     if (vm.loop)
         evloop_free(vm.loop);
-    measure_rss(&vm, res);
+    measure_rss(&vm, statm_fd, res);
     res->exit_status = vm.exit_status;
     res->first_run_ns = vcpu_first_run_ns;
     vm_destroy(&vm);

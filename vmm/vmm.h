@@ -36,6 +36,9 @@ struct vmm_config {
     int console_out;               /* where guest console output goes (fd) */
     int console_in;                /* guest console input (fd), or -1 */
     const struct kestrel_config *agent; /* workload config for kestrel, or NULL */
+    bool sandbox;                  /* confine the process once the VM is built (vmm/sandbox.h:
+                                    * no capabilities, seccomp allow-list); it stays confined
+                                    * after vmm_run returns */
 };
 
 struct vmm_result {

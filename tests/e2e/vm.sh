@@ -153,5 +153,55 @@ expect image_cmd_env_override 0 "over
 /data
 1000"
 
+# 11. --stdin (hypr run -i): the workload reads the VMM's stdin through the
+#     console, nothing is echoed, ^D at a line start is its end of file
+#     (process substitution: a pipe, and run_vm stays in this shell for $rc)
+run_vm stdin_eof --rootfs "$BB" --stdin -- /bin/sh -c 'cat; echo done' < <(printf 'one\ntwo\n\004')
+expect stdin_eof 0 "one
+two
+done"
+
+# 12. the sandbox (vmm/sandbox.c, on by default): while the VM runs, the VMM
+#     has a seccomp filter, no_new_privs and no capabilities, and works in
+#     its --chdir directory, where the relative --vsock path resolved; at the
+#     end it still removes its socket there, confined
+vmdir=$work/vm-sandbox
+mkdir -p "$vmdir"
+vmdir=$(cd "$vmdir" && pwd -P)
+"$VMM" --chdir "$vmdir" --rootfs "$BB" --vsock vsock.sock -- /bin/sleep 600 >"$work/vm.out" 2>"$work/vm.err" &
+vmpid=$!
+for _ in $(seq 1 600); do [ -S "$vmdir/vsock.sock" ] && break; kill -0 $vmpid 2>/dev/null || break; sleep 0.2; done
+rc=1
+for _ in $(seq 1 300); do # a guest that answers is running: the sandbox is applied by then
+    bin/kestrel-ctl --vsock "$vmdir/vsock.sock" exec -- /bin/true 2>"$work/ctl.err"
+    rc=$?
+    [ "$rc" = 0 ] && break
+    kill -0 $vmpid 2>/dev/null || break
+    sleep 0.5
+done
+st=$(grep -E '^(Seccomp|NoNewPrivs|CapInh|CapPrm|CapEff|CapBnd|CapAmb):' /proc/$vmpid/status 2>/dev/null | tr -s ' \t' ' ' | tr '\n' ' ')
+cwd=$(readlink /proc/$vmpid/cwd 2>/dev/null)
+bin/kestrel-ctl --vsock "$vmdir/vsock.sock" shutdown >/dev/null 2>&1
+for _ in $(seq 1 300); do kill -0 $vmpid 2>/dev/null || break; sleep 0.2; done
+hung=""
+if kill -0 $vmpid 2>/dev/null; then kill -9 $vmpid; hung=1; fi
+wait $vmpid; vmrc=$?
+want='CapInh: 0000000000000000 CapPrm: 0000000000000000 CapEff: 0000000000000000 CapBnd: 0000000000000000 CapAmb: 0000000000000000 NoNewPrivs: 1 Seccomp: 2 '
+if [ "$rc" != 0 ]; then
+    fail sandbox_active "the agent never answered (rc=$rc): $(tail -c 300 "$work/ctl.err") $(tail -c 300 "$work/vm.err")"
+elif [ "$st" != "$want" ]; then
+    fail sandbox_active "/proc/PID/status: $st; want: $want"
+elif [ "$cwd" != "$vmdir" ]; then
+    fail sandbox_active "working directory $cwd, want $vmdir"
+elif [ -n "$hung" ]; then
+    fail sandbox_active "VM still running after shutdown"
+elif [ "$vmrc" != 143 ] && [ "$vmrc" != 137 ]; then
+    fail sandbox_active "exit status $vmrc after shutdown, want 143 or 137 (159: killed by the filter): $(tail -c 300 "$work/vm.err")"
+elif [ -e "$vmdir/vsock.sock" ]; then
+    fail sandbox_active "the vsock socket was not removed at the end"
+else
+    ok sandbox_active
+fi
+
 rm -rf "$work"
 [ $nfail -eq 0 ]
