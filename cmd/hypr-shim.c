@@ -42,6 +42,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -535,8 +536,14 @@ exec_program(char **argv, int in_fd, int out_fd, int err_fd, pid_t shim_pid)
 {
     sigset_t none;
     sigemptyset(&none);
+    /* Every disposition back to the default, including the real-time
+     * signals glibc's signal() refuses to touch (32, 33): an ignored one is
+     * inherited across exec. The raw syscall takes the kernel's struct. */
+    struct { void (*handler)(int); unsigned long flags; void (*restorer)(void); unsigned long mask; } dfl = {
+        .handler = SIG_DFL };
     for (int sig = 1; sig < NSIG; sig++)
-        signal(sig, SIG_DFL);
+        if (sig != SIGKILL && sig != SIGSTOP)
+            syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(unsigned long));
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != shim_pid)
         _exit(127);
