@@ -31,6 +31,29 @@ static int json_format(const char *usage, const char *format)
     return -1;
 }
 
+/* Parses the arguments of a command that takes only --format. Returns true
+ * to go on, with *json set; false when the command is over (--help, or a
+ * usage error already printed), with *rc its exit status. */
+static bool parse_format_only(const char *usage, const char *what, int argc, char **argv, int *json, int *rc)
+{
+    const char *format = NULL;
+    struct cli_strv pos = { 0 };
+    const struct cli_flag flags[] = { { 0, "format", CLI_FLAG_STRING, &format }, { 0 } };
+    int p = cli_parse(usage, flags, true, argc, argv, &pos);
+    size_t npos = pos.n;
+    cli_strv_free(&pos);
+    *rc = CLI_EXIT_FAIL;
+    if (p != CLI_PARSE_OK) {
+        *rc = p == CLI_PARSE_HELP ? 0 : CLI_EXIT_FAIL;
+        return false;
+    }
+    if (npos) {
+        cli_usage_error(usage, CLI_EXIT_FAIL, "%s: no arguments expected", what);
+        return false;
+    }
+    return (*json = json_format(usage, format)) >= 0;
+}
+
 /* GET path into *out; reports a failure. Returns 0 or -1. */
 static int get_json(struct client *c, const char *path, json_t **out)
 {
@@ -79,19 +102,9 @@ static void df_row(struct cli_table *t, bool json, const char *type, json_t *o, 
 
 static int system_df(int argc, char **argv)
 {
-    const char *format = NULL;
-    struct cli_strv pos = { 0 };
-    const struct cli_flag flags[] = { { 0, "format", CLI_FLAG_STRING, &format }, { 0 } };
-    int p = cli_parse(df_usage, flags, true, argc, argv, &pos);
-    size_t npos = pos.n;
-    cli_strv_free(&pos);
-    if (p != CLI_PARSE_OK)
-        return p == CLI_PARSE_HELP ? 0 : CLI_EXIT_FAIL;
-    if (npos)
-        return cli_usage_error(df_usage, CLI_EXIT_FAIL, "system df: no arguments expected");
-    int json = json_format(df_usage, format);
-    if (json < 0)
-        return CLI_EXIT_FAIL;
+    int json, rc;
+    if (!parse_format_only(df_usage, "system df", argc, argv, &json, &rc))
+        return rc;
     struct client c;
     json_t *df = NULL;
     if (cli_connect(&c) < 0)
@@ -344,20 +357,12 @@ int cli_cmd_health(int argc, char **argv)
                                 "Ask hyprd whether it is healthy; exit 0 when it answers ok.\n\n"
                                 "  --format table|json   json: the daemon's answer as it is\n"
                                 "  -h, --help            this help\n";
-    const char *format = NULL;
-    struct cli_strv pos = { 0 };
-    const struct cli_flag flags[] = { { 0, "format", CLI_FLAG_STRING, &format }, { 0 } };
-    int p = cli_parse(usage, flags, true, argc, argv, &pos);
-    size_t npos = pos.n;
-    cli_strv_free(&pos);
-    if (p != CLI_PARSE_OK)
-        return p == CLI_PARSE_HELP ? 0 : CLI_EXIT_FAIL;
-    if (npos)
-        return cli_usage_error(usage, CLI_EXIT_FAIL, "health: no arguments expected");
-    int json = json_format(usage, format);
+    int json, rc;
+    if (!parse_format_only(usage, "health", argc, argv, &json, &rc))
+        return rc;
     struct client c;
     json_t *h = NULL;
-    if (json < 0 || cli_connect(&c) < 0)
+    if (cli_connect(&c) < 0)
         return CLI_EXIT_FAIL;
     if (get_json(&c, "/v1/health", &h) < 0) {
         client_fini(&c);
@@ -376,7 +381,7 @@ int cli_cmd_health(int argc, char **argv)
                (long long)json_integer_value(json_object_get(h, "Images")),
                json_string_value(json_object_get(h, "Kvm")) ?: "?");
     }
-    int rc = status && strcmp(status, "ok") == 0 ? 0 : CLI_EXIT_FAIL;
+    rc = status && strcmp(status, "ok") == 0 ? 0 : CLI_EXIT_FAIL;
     json_decref(h);
     client_fini(&c);
     return rc;
@@ -390,19 +395,9 @@ int cli_cmd_version(int argc, char **argv)
                                 "Show the versions of the client and of hyprd.\n\n"
                                 "  --format table|json   json: {\"Client\": {...}, \"Server\": {...}}\n"
                                 "  -h, --help            this help\n";
-    const char *format = NULL;
-    struct cli_strv pos = { 0 };
-    const struct cli_flag flags[] = { { 0, "format", CLI_FLAG_STRING, &format }, { 0 } };
-    int p = cli_parse(usage, flags, true, argc, argv, &pos);
-    size_t npos = pos.n;
-    cli_strv_free(&pos);
-    if (p != CLI_PARSE_OK)
-        return p == CLI_PARSE_HELP ? 0 : CLI_EXIT_FAIL;
-    if (npos)
-        return cli_usage_error(usage, CLI_EXIT_FAIL, "version: no arguments expected");
-    int json = json_format(usage, format);
-    if (json < 0)
-        return CLI_EXIT_FAIL;
+    int json, rc;
+    if (!parse_format_only(usage, "version", argc, argv, &json, &rc))
+        return rc;
     struct utsname u;
     uname(&u);
     const char *arch = strcmp(u.machine, "x86_64") == 0 ? "amd64" : strcmp(u.machine, "aarch64") == 0 ? "arm64" : u.machine;
@@ -411,7 +406,7 @@ int cli_cmd_version(int argc, char **argv)
     json_t *server = NULL;
     if (cli_connect(&c) < 0)
         return CLI_EXIT_FAIL;
-    int rc = client_json(&c, "GET", "/v1/version", NULL, &server, NULL, &err);
+    rc = client_json(&c, "GET", "/v1/version", NULL, &server, NULL, &err);
     client_fini(&c);
     if (json) {
         json_t *all = json_pack("{s:{s:s, s:s, s:s, s:s, s:s}, s:O}", "Client", "Version", HYPR_VERSION, "ApiVersion",

@@ -149,6 +149,10 @@ void http_stop(struct hyprd *d);
 typedef int (*handler_fn)(struct req *r);
 
 /* vms.c */
+/* Finds the VM named by the route's {vm} (name, id, id prefix); on failure
+ * sets the reply (400 ambiguous, 404 none, 500) and returns -1. */
+struct vm_row;
+int req_find_vm(struct req *r, struct vm_row *row);
 int h_vms_list(struct req *r);
 int h_vms_create(struct req *r);
 int h_vm_inspect(struct req *r);

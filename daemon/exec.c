@@ -181,13 +181,8 @@ int h_exec_create(struct req *r)
 
     struct vm_row v = { 0 };
     hypr_error_t e = NULL;
-    pthread_mutex_lock(&r->d->lock);
-    int f = state_find(r->d->db, r->params[0], &v, &e);
-    pthread_mutex_unlock(&r->d->lock);
-    if (f < 0)
-        return req_error_from(r, 400, &e);
-    if (f == 0)
-        return req_error(r, 404, "no such VM: %s", r->params[0]);
+    if (req_find_vm(r, &v) < 0)
+        return 0;
     if (v.status != VM_RUNNING) {
         req_error(r, 409, "VM %s is not running", v.name);
         state_row_free(&v);

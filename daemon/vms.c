@@ -28,8 +28,7 @@
 #define MEM_MIN (32ll << 20)
 #define MEM_MAX (1ll << 40)
 
-/* Finds the VM named by the route's {vm}; on failure sets the reply. */
-static int find_vm(struct req *r, struct vm_row *row)
+int req_find_vm(struct req *r, struct vm_row *row)
 {
     hypr_error_t e = NULL;
     pthread_mutex_lock(&r->d->lock);
@@ -123,7 +122,7 @@ int h_vms_list(struct req *r)
 int h_vm_inspect(struct req *r)
 {
     struct vm_row v;
-    if (find_vm(r, &v) < 0)
+    if (req_find_vm(r, &v) < 0)
         return 0;
     req_json(r, 200, vm_json(r->d, &v));
     state_row_free(&v);
@@ -368,7 +367,7 @@ int h_vm_start(struct req *r)
     struct vm_row v;
     hypr_error_t e = NULL;
     unsigned status = 500;
-    if (find_vm(r, &v) < 0)
+    if (req_find_vm(r, &v) < 0)
         return 0;
     int ret = vm_start(r->d, v.id, &status, &e);
     state_row_free(&v);
@@ -381,7 +380,7 @@ int h_vm_stop(struct req *r)
     hypr_error_t e = NULL;
     unsigned status = 500;
     int t;
-    if (timeout_param(r, &t) < 0 || find_vm(r, &v) < 0)
+    if (timeout_param(r, &t) < 0 || req_find_vm(r, &v) < 0)
         return 0;
     int ret = vm_stop(r->d, v.id, t, &status, &e);
     if (ret == 0)
@@ -396,7 +395,7 @@ int h_vm_restart(struct req *r)
     hypr_error_t e = NULL;
     unsigned status = 500;
     int t;
-    if (timeout_param(r, &t) < 0 || find_vm(r, &v) < 0)
+    if (timeout_param(r, &t) < 0 || req_find_vm(r, &v) < 0)
         return 0;
     int ret = vm_stop(r->d, v.id, t, &status, &e);
     if (ret < 0 && status == 304) {
@@ -446,7 +445,7 @@ int h_vm_kill(struct req *r)
     int sig = ss ? parse_signal(ss) : SIGKILL;
     if (sig < 0)
         return req_error(r, 400, "query `signal`: unknown signal `%s`", ss);
-    if (find_vm(r, &v) < 0)
+    if (req_find_vm(r, &v) < 0)
         return 0;
     int ret = 0;
     if (v.status != VM_RUNNING) {
@@ -500,7 +499,7 @@ int h_vm_wait(struct req *r)
     struct vm_row v;
     hypr_error_t e = NULL;
     int code;
-    if (find_vm(r, &v) < 0) {
+    if (req_find_vm(r, &v) < 0) {
         if (r->status == 404 && recent_exit(r->d, r->params[0], &code))
             return req_json(r, 200, json_pack("{s:i}", "StatusCode", code));
         return 0;
@@ -520,7 +519,7 @@ int h_vm_remove(struct req *r)
     struct vm_row v;
     hypr_error_t e = NULL;
     bool force = req_query_bool(r, "force");
-    if (find_vm(r, &v) < 0)
+    if (req_find_vm(r, &v) < 0)
         return 0;
     if (v.status == VM_RUNNING) {
         if (!force) {
@@ -646,7 +645,7 @@ int h_vm_logs(struct req *r)
         if (*ts == 0 || *end || tail < 0)
             return req_error(r, 400, "query `tail`: `%s` is not a number of lines or `all`", ts);
     }
-    if (find_vm(r, &v) < 0)
+    if (req_find_vm(r, &v) < 0)
         return 0;
     cleanup_free char *dir = vm_dir(r->d, v.id);
     if (!req_query_bool(r, "follow")) {
@@ -736,7 +735,7 @@ int h_vm_attach(struct req *r)
 {
     struct vm_row v;
     hypr_error_t e = NULL;
-    if (find_vm(r, &v) < 0)
+    if (req_find_vm(r, &v) < 0)
         return 0;
     if (!json_is_true(json_object_get(v.config, "OpenStdin")))
         req_error(r, 409, "VM %s was not created with OpenStdin (-i)", v.name);
@@ -768,7 +767,7 @@ int h_vm_top(struct req *r)
     hypr_error_t e = NULL;
     struct kestrel_ps_entry *ps = NULL;
     size_t n = 0;
-    if (find_vm(r, &v) < 0)
+    if (req_find_vm(r, &v) < 0)
         return 0;
     if (v.status != VM_RUNNING) {
         req_error(r, 409, "VM %s is not running", v.name);
