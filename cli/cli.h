@@ -62,13 +62,16 @@ int cli_pull(struct client *c, const char *ref, const char *platform, const stru
 struct cli_run_opts {
     bool detach, rm, interactive, tty;
     const char *name, *cpus, *memory, *workdir, *user, *hostname, *entrypoint, *platform;
+    const char *ip; /* --ip, for the first network */
     struct cli_strv env, env_files, ports, volumes, labels, pos;
+    struct cli_strv mounts, tmpfs, networks, network_aliases; /* --mount, --tmpfs, --network, --network-alias */
 };
 /* The body of POST /v1/vms for o (reads the --env-file files; -e K without
  * "=" takes K from this process's environment, as Docker does). */
 int cli_run_body(const struct cli_run_opts *o, json_t **out, hypr_error_t *err);
 
 int cli_cmd_run(int argc, char **argv);
+int cli_cmd_create(int argc, char **argv); /* run without the start */
 int cli_cmd_exec(int argc, char **argv);
 int cli_cmd_ps(int argc, char **argv);
 int cli_cmd_start(int argc, char **argv);
@@ -88,5 +91,89 @@ int cli_cmd_system(int argc, char **argv);
 int cli_cmd_events(int argc, char **argv);
 int cli_cmd_health(int argc, char **argv);
 int cli_cmd_version(int argc, char **argv);
+int cli_cmd_port(int argc, char **argv);     /* cli/cmd_network.c */
+int cli_cmd_network(int argc, char **argv);  /* cli/cmd_network.c */
+int cli_cmd_volume(int argc, char **argv);   /* cli/cmd_volume.c */
+
+/* ---- the shapes the object commands share (cli/common.c) ---- */
+
+/* "/v1/COLLECTION/NAME" + suffix ("volumes", "networks"), NAME escaped. */
+char *cli_object_path(const char *collection, const char *name, const char *suffix);
+/* Parses argv with flags for a command that takes no arguments. Returns true
+ * to go on; false when the command is over, with *rc its exit status: after
+ * --help (0), a bad flag, or arguments (the usage error `excess`, e.g.
+ * "network ls: no arguments expected"). */
+bool cli_parse_no_args(const char *usage, const struct cli_flag *flags, int argc, char **argv, const char *excess,
+                       int *rc);
+/* --format table|json: 0 for table (also when format is NULL), 1 for json,
+ * -1 after printing the usage error "WHAT: unknown --format `F` (table or
+ * json)" ("unknown --format ..." when what is NULL). */
+int cli_parse_format(const char *usage, const char *what, const char *format);
+/* Connects, sends METHOD path without a body and closes; a failure is
+ * reported. Returns 0 with *reply (NULL for an empty body), or -1. */
+int cli_call(const char *method, const char *path, json_t **reply);
+/* Prints o (a reference taken, may be NULL) as one compact JSON line.
+ * Returns 0, or -1 with *err "WHAT: ..." when it cannot be printed. */
+int cli_print_json_line(json_t *o, const char *what, hypr_error_t *err);
+/* -l K=V flags as a new JSON object (K=V -> "K": "V", K -> "K": ""), or NULL
+ * with *err "invalid label `=V`: expected KEY=VALUE" for an empty K. */
+json_t *cli_labels_object(const struct cli_strv *labels, hypr_error_t *err);
+
+/* A command with subcommands (`hypr network ls`): cmds[n] by name. */
+struct cli_subcommand {
+    const char *name;
+    int (*fn)(int argc, char **argv); /* called with the subcommand's arguments */
+};
+/* Runs the subcommand argv[0] names; "help", -h and --help print usage.
+ * Usage errors say "WHAT: expected a subcommand" and "WHAT: unknown
+ * subcommand `X`". Returns the exit status. */
+int cli_dispatch(const char *usage, const char *what, const struct cli_subcommand *cmds, size_t n, int argc,
+                 char **argv);
+
+/* `ls`-like listings: GET path (a JSON array), then every element through
+ * row, which prints it (quiet: its id; json: one compact object per line)
+ * or adds its table row; the table (header head[ncols], Docker's widths) is
+ * printed unless quiet or json. */
+struct cli_table;
+struct cli_listing {
+    const char *what;              /* "network ls": starts the messages */
+    const char *path;              /* "/v1/networks" */
+    const char *const *head;       /* ncols cells */
+    size_t ncols;
+    bool quiet, json;              /* set by cli_ls from -q, --format */
+    int (*row)(const struct cli_listing *l, json_t *item, struct cli_table *t, hypr_error_t *err);
+    void *arg;                     /* row's own */
+};
+/* The whole `ls` command: parses -q and --format table|json (no arguments),
+ * fetches and prints. Returns the exit status. */
+int cli_ls(const char *usage, struct cli_listing *l, int argc, char **argv);
+
+/* Does one NAME's request on c: returns 0, or -1 with *err (reported). */
+typedef int (*cli_name_fn)(struct client *c, const char *name, void *arg, hypr_error_t *err);
+/* A command over NAME...: parses argv with flags (no NAME: the usage error
+ * `none`), connects, then calls one for each NAME in order: a failure is
+ * reported and the next NAME tried. Returns the exit status: 0 when every
+ * call succeeded, otherwise 1. */
+int cli_each_name(const char *usage, const struct cli_flag *flags, const char *none, int argc, char **argv,
+                  cli_name_fn one, void *arg);
+/* `hypr NOUN inspect NAME...`: GET /v1/COLLECTION/NAME for each and print
+ * the objects got as one JSON array; a missing one is reported as "Error: No
+ * such NOUN: NAME" (status 1). */
+int cli_inspect_objects(const char *usage, const char *collection, const char *noun, int argc, char **argv);
+/* `hypr NOUN rm NAME...`: DELETE /v1/COLLECTION/NAME for each, printing NAME
+ * when it is gone; with *missing_ok (pointer may be NULL, read after flags
+ * parsing: -f) a missing object is skipped silently. */
+int cli_rm_objects(const char *usage, const struct cli_flag *flags, const bool *missing_ok, const char *collection,
+                   const char *noun, int argc, char **argv);
+
+/* The prune prompt: prints `warning`, then "\nAre you sure you want to
+ * continue? [y/N] ", and reads the answer from stdin: true for y or yes (any
+ * case), as Docker. */
+bool cli_confirm(const char *warning);
+/* The report of a prune: "TITLE:" then one "PREFIX<string>" line per element
+ * of list, then a blank line when `blank`; nothing when list is empty. */
+void cli_print_deleted(json_t *list, const char *title, const char *prefix, bool blank);
+/* "Total reclaimed space: SIZE" from reply's SpaceReclaimed. */
+void cli_print_reclaimed(json_t *reply);
 
 #endif

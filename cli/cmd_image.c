@@ -72,8 +72,9 @@ static const char images_usage[] =
     "  -q, --quiet           only the image ids\n"
     "  -h, --help            this help\n";
 
-/* One row of `hypr images`: cells[5] for the table, plus the JSON line. */
-static int image_row(json_t *img, time_t now, struct cli_table *t, bool quiet, bool json, hypr_error_t *err)
+/* One row of `hypr images`: cells[5] for the table, or the JSON line; l->arg
+ * is the time_t "now" of CREATED. */
+static int image_row(const struct cli_listing *l, json_t *img, struct cli_table *t, hypr_error_t *err)
 {
     const char *repo = json_string_value(json_object_get(img, "Repository"));
     const char *tag = json_string_value(json_object_get(img, "Tag"));
@@ -85,20 +86,16 @@ static int image_row(json_t *img, time_t now, struct cli_table *t, bool quiet, b
     if (id == NULL || shown == NULL)
         return hypr_error_make(err, 0, "images: the daemon sent an image without an Id");
     snprintf(shortid, sizeof(shortid), "%s", strncmp(id, "sha256:", 7) == 0 ? id + 7 : id);
-    cli_human_since(since, sizeof(since), created, now);
+    cli_human_since(since, sizeof(since), created, *(const time_t *)l->arg);
     cli_human_size(size, sizeof(size), (double)bytes, 3);
-    if (quiet) {
+    if (l->quiet) {
         printf("%s\n", shortid);
-    } else if (json) {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "Repository", shown, "Tag",
-                              tag ? tag : "<none>", "ID", id, "ShortID", shortid, "CreatedAt", created ? created : "",
-                              "CreatedSince", since, "Size", size, "SizeBytes", bytes);
-        char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
-        if (line == NULL)
-            return hypr_error_make(err, ENOMEM, "images");
-        printf("%s\n", line);
-        free(line);
+    } else if (l->json) {
+        return cli_print_json_line(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "Repository", shown, "Tag",
+                                             tag ? tag : "<none>", "ID", id, "ShortID", shortid, "CreatedAt",
+                                             created ? created : "", "CreatedSince", since, "Size", size, "SizeBytes",
+                                             bytes),
+                                   "images", err);
     } else {
         const char *cells[5] = { shown, tag ? tag : "<none>", shortid, since, size };
         return cli_table_add(t, cells, err);
@@ -108,56 +105,12 @@ static int image_row(json_t *img, time_t now, struct cli_table *t, bool quiet, b
 
 int cli_cmd_images(int argc, char **argv)
 {
-    const char *format = NULL;
-    bool quiet = false, json = false;
-    struct cli_strv pos = { 0 };
-    const struct cli_flag flags[] = {
-        { 0, "format", CLI_FLAG_STRING, &format },
-        { 'q', "quiet", CLI_FLAG_BOOL, &quiet },
-        { 0 },
-    };
-    int p = cli_parse(images_usage, flags, true, argc, argv, &pos);
-    size_t npos = pos.n;
-    cli_strv_free(&pos);
-    if (p != CLI_PARSE_OK)
-        return p == CLI_PARSE_HELP ? 0 : CLI_EXIT_FAIL;
-    if (npos)
-        return cli_usage_error(images_usage, CLI_EXIT_FAIL, "images: no arguments expected");
-    if (format && strcmp(format, "json") == 0)
-        json = true;
-    else if (format && strcmp(format, "table") != 0)
-        return cli_usage_error(images_usage, CLI_EXIT_FAIL, "images: unknown --format `%s` (table or json)", format);
-
-    struct client c;
-    cleanup_error hypr_error_t err = NULL;
-    json_t *list = NULL, *img;
-    struct cli_table t;
-    int status = CLI_EXIT_FAIL;
-    size_t i;
-    if (cli_connect(&c) < 0)
-        return CLI_EXIT_FAIL;
-    cli_table_init(&t, 5, 10);
-    const char *head[5] = { "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE" };
-    if (client_json(&c, "GET", "/v1/images", NULL, &list, NULL, &err) < 0 || cli_table_add(&t, head, &err) < 0)
-        goto out;
-    if (!json_is_array(list)) {
-        hypr_error_make(&err, 0, "images: the daemon's reply is not a list");
-        goto out;
-    }
+    static const char *const head[] = { "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE" };
     time_t now = time(NULL);
-    json_array_foreach(list, i, img)
-        if (image_row(img, now, &t, quiet, json, &err) < 0)
-            goto out;
-    if (!quiet && !json)
-        cli_table_print(&t, stdout);
-    status = 0;
-out:
-    if (err)
-        cli_report(&err);
-    cli_table_free(&t);
-    json_decref(list);
-    client_fini(&c);
-    return status;
+    struct cli_listing l = {
+        .what = "images", .path = "/v1/images", .head = head, .ncols = ARRAY_SIZE(head), .row = image_row, .arg = &now,
+    };
+    return cli_ls(images_usage, &l, argc, argv);
 }
 
 static const char rmi_usage[] =
@@ -169,45 +122,33 @@ static const char rmi_usage[] =
     "                or used by a VM\n"
     "  -h, --help    this help\n";
 
+/* DELETE one image, printing what went ("Untagged: ...", "Deleted: ..."). */
+static int rmi_one(struct client *c, const char *name, void *arg, hypr_error_t *err)
+{
+    cleanup_free char *path = cli_image_path(name, *(const bool *)arg ? "?force=1" : "");
+    json_t *reply = NULL, *item;
+    size_t k;
+    if (path == NULL)
+        return hypr_error_make(err, ENOMEM, "rmi `%s`", name);
+    if (client_json(c, "DELETE", path, NULL, &reply, NULL, err) < 0)
+        return -1;
+    json_array_foreach(reply, k, item) {
+        const char *what = json_object_get(item, "Untagged") ? "Untagged" : "Deleted";
+        const char *obj = json_string_value(json_object_get(item, what));
+        char *shown = obj ? ref_familiar(obj) : NULL;
+        if (obj)
+            printf("%s: %s\n", what, shown ? shown : obj);
+        free(shown);
+    }
+    json_decref(reply);
+    return 0;
+}
+
 int cli_cmd_rmi(int argc, char **argv)
 {
     bool force = false;
-    struct cli_strv pos = { 0 };
     const struct cli_flag flags[] = { { 'f', "force", CLI_FLAG_BOOL, &force }, { 0 } };
-    struct client c = { 0 };
-    int status = CLI_EXIT_FAIL, p = cli_parse(rmi_usage, flags, true, argc, argv, &pos);
-    if (p != CLI_PARSE_OK) {
-        status = p == CLI_PARSE_HELP ? 0 : CLI_EXIT_FAIL;
-    } else if (pos.n == 0) {
-        status = cli_usage_error(rmi_usage, CLI_EXIT_FAIL, "rmi: expected at least one image");
-    } else if (cli_connect(&c) == 0) {
-        status = 0;
-        for (size_t i = 0; i < pos.n; i++) {
-            cleanup_error hypr_error_t err = NULL;
-            cleanup_free char *path = cli_image_path(pos.v[i], force ? "?force=1" : "");
-            json_t *reply = NULL, *item;
-            size_t k;
-            if (path == NULL || client_json(&c, "DELETE", path, NULL, &reply, NULL, &err) < 0) {
-                if (err == NULL)
-                    hypr_error_make(&err, ENOMEM, "rmi `%s`", pos.v[i]);
-                cli_report(&err);
-                status = CLI_EXIT_FAIL;
-                continue;
-            }
-            json_array_foreach(reply, k, item) {
-                const char *what = json_object_get(item, "Untagged") ? "Untagged" : "Deleted";
-                const char *obj = json_string_value(json_object_get(item, what));
-                char *shown = obj ? ref_familiar(obj) : NULL;
-                if (obj)
-                    printf("%s: %s\n", what, shown ? shown : obj);
-                free(shown);
-            }
-            json_decref(reply);
-        }
-    }
-    client_fini(&c);
-    cli_strv_free(&pos);
-    return status;
+    return cli_each_name(rmi_usage, flags, "rmi: expected at least one image", argc, argv, rmi_one, &force);
 }
 
 static const char load_usage[] =
@@ -267,20 +208,15 @@ int cli_cmd_load(int argc, char **argv)
 {
     const char *input = NULL, *platform = NULL;
     bool quiet = false;
-    struct cli_strv pos = { 0 };
     const struct cli_flag flags[] = {
         { 'i', "input", CLI_FLAG_STRING, &input },
         { 0, "platform", CLI_FLAG_STRING, &platform },
         { 'q', "quiet", CLI_FLAG_BOOL, &quiet },
         { 0 },
     };
-    int p = cli_parse(load_usage, flags, true, argc, argv, &pos);
-    size_t npos = pos.n;
-    cli_strv_free(&pos);
-    if (p != CLI_PARSE_OK)
-        return p == CLI_PARSE_HELP ? 0 : CLI_EXIT_FAIL;
-    if (npos)
-        return cli_usage_error(load_usage, CLI_EXIT_FAIL, "load: unexpected argument (the input is -i PATH)");
+    int rc;
+    if (!cli_parse_no_args(load_usage, flags, argc, argv, "load: unexpected argument (the input is -i PATH)", &rc))
+        return rc;
     if (input == NULL && isatty(STDIN_FILENO))
         return cli_usage_error(load_usage, CLI_EXIT_FAIL,
                                "load: no -i PATH and the standard input is a terminal");

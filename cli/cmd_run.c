@@ -1,8 +1,11 @@
 /* cli/cmd_run.c: `hypr run`, as `docker run`:
  *
  *   hypr run [-d] [--name N] [--cpus N] [-m SIZE] [-e K=V]... [--env-file F]...
- *            [-p SPEC]... [-v SPEC]... [--rm] [-i] [-t] [-w DIR] [-u USER]
+ *            [-p SPEC]... [-v SPEC]... [--mount SPEC]... [--tmpfs DST[:OPTS]]...
+ *            [--network NAME]... [--network-alias A]... [--ip ADDR]
+ *            [--rm] [-i] [-t] [-w DIR] [-u USER]
  *            [-h HOST] [--entrypoint E] [-l K=V]... [--platform P] IMAGE [CMD...]
+ * (the syntax of -p, -v, --mount, --tmpfs and --network: cli/runspec.h)
  *
  * 1. POST /v1/vms (create). A 404 means the image is not in the store: say
  *    "Unable to find image 'REF' locally", pull it with progress on stderr
@@ -30,6 +33,7 @@
 
 #include "cli.h"
 #include "format.h"
+#include "runspec.h"
 #include "stream.h"
 #include "tty.h"
 
@@ -44,8 +48,17 @@ static const char run_usage[] =
     "  -m, --memory SIZE        memory, e.g. 512m, 1g (default 256m)\n"
     "  -e, --env K=V            set an environment variable (K alone: its value here)\n"
     "      --env-file FILE      read K=V lines from FILE\n"
-    "  -p, --publish SPEC       publish a port: [IP:][HOST_PORT:]GUEST_PORT[/PROTO]\n"
-    "  -v, --volume SRC:DST[:ro]  mount a volume\n"
+    "  -p, --publish SPEC       publish ports: [HOST_IP:][HOST_PORT:]GUEST_PORT[/tcp|udp],\n"
+    "                           ports or ranges (8080-8081:80-81); no HOST_PORT: a free one\n"
+    "  -v, --volume SRC:DST[:ro|rw]  mount a volume (SRC a name) or a host directory\n"
+    "                           (SRC absolute); DST alone: a new anonymous volume\n"
+    "      --mount SPEC         type=volume|bind|tmpfs,source=SRC,target=DST[,readonly]\n"
+    "                           [,tmpfs-size=SIZE]\n"
+    "      --tmpfs DST[:OPTS]   mount a tmpfs (OPTS: size=64m,mode=1777)\n"
+    "      --network NAME       connect to a network (repeatable; default: default;\n"
+    "                           none: no network device)\n"
+    "      --network-alias A    a DNS name of the VM on its first network\n"
+    "      --ip ADDR            the VM's IPv4 address on its first network\n"
     "      --rm                 remove the VM when it exits\n"
     "  -i, --interactive        send the standard input to the VM's console\n"
     "  -t, --tty                give the workload a terminal\n"
@@ -102,6 +115,51 @@ static int set_new(json_t *o, const char *key, json_t *v, hypr_error_t *err)
     return 0;
 }
 
+/* Ports, Volumes, Mounts, Tmpfs and Networks, each only when given. */
+static int body_storage_and_net(const struct cli_run_opts *o, json_t *b, hypr_error_t *err)
+{
+    json_t *v, *nets;
+    if (o->ports.n) {
+        json_t *ports = json_array();
+        if (set_new(b, "Ports", ports, err) < 0)
+            return -1;
+        for (size_t i = 0; i < o->ports.n; i++)
+            if (cli_parse_publish(o->ports.v[i], ports, err) < 0)
+                return -1;
+    }
+    if (o->volumes.n) {
+        json_t *vols = json_array();
+        if (set_new(b, "Volumes", vols, err) < 0)
+            return -1;
+        for (size_t i = 0; i < o->volumes.n; i++) {
+            if (cli_parse_volume(o->volumes.v[i], &v, err) < 0)
+                return -1;
+            json_array_append_new(vols, v);
+        }
+    }
+    if (o->mounts.n) {
+        json_t *mounts = json_array();
+        if (set_new(b, "Mounts", mounts, err) < 0)
+            return -1;
+        for (size_t i = 0; i < o->mounts.n; i++) {
+            if (cli_parse_mount(o->mounts.v[i], &v, err) < 0)
+                return -1;
+            json_array_append_new(mounts, v);
+        }
+    }
+    if (o->tmpfs.n) {
+        json_t *tmpfs = json_object();
+        if (set_new(b, "Tmpfs", tmpfs, err) < 0)
+            return -1;
+        for (size_t i = 0; i < o->tmpfs.n; i++)
+            if (cli_parse_tmpfs(o->tmpfs.v[i], tmpfs, err) < 0)
+                return -1;
+    }
+    if (cli_parse_networks(&o->networks, &o->network_aliases, o->ip, &nets, err) < 0)
+        return -1;
+    return nets ? set_new(b, "Networks", nets, err) : 0;
+}
+
 static int body_lists(const struct cli_run_opts *o, json_t *b, hypr_error_t *err)
 {
     json_t *env = json_array(), *labels = json_object(), *cmd = json_array();
@@ -129,24 +187,7 @@ static int body_lists(const struct cli_run_opts *o, json_t *b, hypr_error_t *err
         if (set_new(labels, k, json_string(eq ? eq + 1 : ""), err) < 0)
             return -1;
     }
-    if (o->ports.n) {
-        json_t *ports = json_array(), *p;
-        if (set_new(b, "Ports", ports, err) < 0)
-            return -1;
-        for (size_t i = 0; i < o->ports.n; i++) {
-            if (cli_parse_port(o->ports.v[i], &p, err) < 0)
-                return -1;
-            json_array_append_new(ports, p);
-        }
-    }
-    if (o->volumes.n) {
-        json_t *vols = json_array();
-        if (set_new(b, "Volumes", vols, err) < 0)
-            return -1;
-        for (size_t i = 0; i < o->volumes.n; i++)
-            json_array_append_new(vols, json_string(o->volumes.v[i]));
-    }
-    return 0;
+    return body_storage_and_net(o, b, err);
 }
 
 int cli_run_body(const struct cli_run_opts *o, json_t **out, hypr_error_t *err)
@@ -397,7 +438,24 @@ static int run_foreground(struct client *c, const struct cli_run_opts *o, const 
     return status;
 }
 
+static const char create_usage[] =
+    "Usage: hypr create [OPTIONS] IMAGE [COMMAND] [ARG...]\n"
+    "Create a microVM from an image without starting it (`hypr start` does); print its id.\n"
+    "Takes the options of `hypr run` (see `hypr run --help`) but -d, -i, -t and --rm.\n";
+
+static int run_or_create(int argc, char **argv, bool create_only);
+
 int cli_cmd_run(int argc, char **argv)
+{
+    return run_or_create(argc, argv, false);
+}
+
+int cli_cmd_create(int argc, char **argv)
+{
+    return run_or_create(argc, argv, true);
+}
+
+static int run_or_create(int argc, char **argv, bool create_only)
 {
     struct cli_run_opts o = { 0 };
     const struct cli_flag flags[] = {
@@ -409,20 +467,28 @@ int cli_cmd_run(int argc, char **argv)
         { 't', "tty", CLI_FLAG_BOOL, &o.tty },             { 'w', "workdir", CLI_FLAG_STRING, &o.workdir },
         { 'u', "user", CLI_FLAG_STRING, &o.user },         { 'h', "hostname", CLI_FLAG_STRING, &o.hostname },
         { 0, "entrypoint", CLI_FLAG_STRING, &o.entrypoint }, { 'l', "label", CLI_FLAG_LIST, &o.labels },
-        { 0, "platform", CLI_FLAG_STRING, &o.platform },   { 0 },
+        { 0, "platform", CLI_FLAG_STRING, &o.platform },   { 0, "mount", CLI_FLAG_LIST, &o.mounts },
+        { 0, "tmpfs", CLI_FLAG_LIST, &o.tmpfs },           { 0, "network", CLI_FLAG_LIST, &o.networks },
+        { 0, "net", CLI_FLAG_LIST, &o.networks },          { 0, "network-alias", CLI_FLAG_LIST, &o.network_aliases },
+        { 0, "ip", CLI_FLAG_STRING, &o.ip },               { 0 },
     };
     struct client c = { 0 };
     cleanup_error hypr_error_t err = NULL;
     cleanup_free char *id = NULL;
     json_t *body = NULL;
-    int status = CLI_EXIT_RUN_FAIL, p = cli_parse(run_usage, flags, false, argc, argv, &o.pos);
+    const char *usage = create_only ? create_usage : run_usage;
+    int status = CLI_EXIT_RUN_FAIL, p = cli_parse(usage, flags, false, argc, argv, &o.pos);
     time_t t0 = time(NULL) - 1;
     if (p != CLI_PARSE_OK) {
         status = p == CLI_PARSE_HELP ? 0 : CLI_EXIT_RUN_FAIL;
         goto out;
     }
     if (o.pos.n == 0) {
-        status = cli_usage_error(run_usage, CLI_EXIT_RUN_FAIL, "run: expected an image");
+        status = cli_usage_error(usage, CLI_EXIT_RUN_FAIL, "%s: expected an image", create_only ? "create" : "run");
+        goto out;
+    }
+    if (create_only && (o.detach || o.rm || o.interactive || o.tty)) {
+        status = cli_usage_error(usage, CLI_EXIT_RUN_FAIL, "create: -d, -i, -t and --rm are options of `hypr run`");
         goto out;
     }
     if (o.tty && o.interactive && !isatty(STDIN_FILENO)) {
@@ -438,6 +504,11 @@ int cli_cmd_run(int argc, char **argv)
         goto out;
     if ((id = create(&c, &o, body, &err)) == NULL) {
         cli_report(&err);
+        goto out;
+    }
+    if (create_only) {
+        printf("%s\n", id);
+        status = 0;
         goto out;
     }
     if (o.detach) {
@@ -459,6 +530,10 @@ out:
     cli_strv_free(&o.ports);
     cli_strv_free(&o.volumes);
     cli_strv_free(&o.labels);
+    cli_strv_free(&o.mounts);
+    cli_strv_free(&o.tmpfs);
+    cli_strv_free(&o.networks);
+    cli_strv_free(&o.network_aliases);
     cli_strv_free(&o.pos);
     return status;
 }

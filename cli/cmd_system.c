@@ -8,7 +8,6 @@
  *
  * Output as Docker's (`docker system df`, `docker events`, `docker version`);
  * `health` is hypr's own: 0 when the daemon answers "ok". */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -20,49 +19,19 @@
 #include "stream.h"
 #include "table.h"
 
-/* --format table|json; returns 0, 1 for json, -1 (printed) when bad. */
-static int json_format(const char *usage, const char *format)
-{
-    if (format == NULL || strcmp(format, "table") == 0)
-        return 0;
-    if (strcmp(format, "json") == 0)
-        return 1;
-    cli_usage_error(usage, CLI_EXIT_FAIL, "unknown --format `%s` (table or json)", format);
-    return -1;
-}
-
 /* Parses the arguments of a command that takes only --format. Returns true
  * to go on, with *json set; false when the command is over (--help, or a
  * usage error already printed), with *rc its exit status. */
 static bool parse_format_only(const char *usage, const char *what, int argc, char **argv, int *json, int *rc)
 {
     const char *format = NULL;
-    struct cli_strv pos = { 0 };
     const struct cli_flag flags[] = { { 0, "format", CLI_FLAG_STRING, &format }, { 0 } };
-    int p = cli_parse(usage, flags, true, argc, argv, &pos);
-    size_t npos = pos.n;
-    cli_strv_free(&pos);
+    char excess[64];
+    snprintf(excess, sizeof(excess), "%s: no arguments expected", what);
+    if (!cli_parse_no_args(usage, flags, argc, argv, excess, rc))
+        return false;
     *rc = CLI_EXIT_FAIL;
-    if (p != CLI_PARSE_OK) {
-        *rc = p == CLI_PARSE_HELP ? 0 : CLI_EXIT_FAIL;
-        return false;
-    }
-    if (npos) {
-        cli_usage_error(usage, CLI_EXIT_FAIL, "%s: no arguments expected", what);
-        return false;
-    }
-    return (*json = json_format(usage, format)) >= 0;
-}
-
-/* GET path into *out; reports a failure. Returns 0 or -1. */
-static int get_json(struct client *c, const char *path, json_t **out)
-{
-    cleanup_error hypr_error_t err = NULL;
-    if (client_json(c, "GET", path, NULL, out, NULL, &err) < 0) {
-        cli_report(&err);
-        return -1;
-    }
-    return 0;
+    return (*json = cli_parse_format(usage, NULL, format)) >= 0;
 }
 
 /* ---- system df ---- */
@@ -105,14 +74,9 @@ static int system_df(int argc, char **argv)
     int json, rc;
     if (!parse_format_only(df_usage, "system df", argc, argv, &json, &rc))
         return rc;
-    struct client c;
     json_t *df = NULL;
-    if (cli_connect(&c) < 0)
+    if (cli_call("GET", "/v1/system/df", &df) < 0)
         return CLI_EXIT_FAIL;
-    if (get_json(&c, "/v1/system/df", &df) < 0) {
-        client_fini(&c);
-        return CLI_EXIT_FAIL;
-    }
     struct cli_table t;
     const char *head[5] = { "TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE" };
     cli_table_init(&t, 5, 10);
@@ -124,7 +88,6 @@ static int system_df(int argc, char **argv)
         cli_table_print(&t, stdout);
     cli_table_free(&t);
     json_decref(df);
-    client_fini(&c);
     return 0;
 }
 
@@ -139,67 +102,38 @@ static const char prune_usage[] = "Usage: hypr system prune [OPTIONS]\n"
 
 static bool confirm(bool all, bool volumes)
 {
-    char line[64];
-    printf("WARNING! This will remove:\n  - all stopped VMs\n");
-    if (volumes)
-        printf("  - all volumes not used by at least one VM\n");
-    printf(all ? "  - all images without at least one VM associated to them\n" : "  - all dangling images\n");
-    printf("\nAre you sure you want to continue? [y/N] ");
-    fflush(stdout);
-    if (fgets(line, sizeof(line), stdin) == NULL)
-        return false;
-    return strcmp(line, "y\n") == 0 || strcmp(line, "Y\n") == 0 || strcmp(line, "y") == 0 || strcmp(line, "Y") == 0 ||
-           strcasecmp(line, "yes\n") == 0;
+    char warning[256];
+    snprintf(warning, sizeof(warning), "WARNING! This will remove:\n  - all stopped VMs\n%s%s\n",
+             volumes ? "  - all volumes not used by at least one VM\n" : "",
+             all ? "  - all images without at least one VM associated to them" : "  - all dangling images");
+    return cli_confirm(warning);
 }
 
 static int system_prune(int argc, char **argv)
 {
     bool all = false, volumes = false, force = false;
-    struct cli_strv pos = { 0 };
     const struct cli_flag flags[] = {
         { 'a', "all", CLI_FLAG_BOOL, &all },
         { 0, "volumes", CLI_FLAG_BOOL, &volumes },
         { 'f', "force", CLI_FLAG_BOOL, &force },
         { 0 },
     };
-    int p = cli_parse(prune_usage, flags, true, argc, argv, &pos);
-    size_t npos = pos.n;
-    cli_strv_free(&pos);
-    if (p != CLI_PARSE_OK)
-        return p == CLI_PARSE_HELP ? 0 : CLI_EXIT_FAIL;
-    if (npos)
-        return cli_usage_error(prune_usage, CLI_EXIT_FAIL, "system prune: no arguments expected");
+    json_t *reply = NULL;
+    char path[64];
+    int rc;
+    if (!cli_parse_no_args(prune_usage, flags, argc, argv, "system prune: no arguments expected", &rc))
+        return rc;
     if (!force && !confirm(all, volumes))
         return 0;
-    struct client c;
-    cleanup_error hypr_error_t err = NULL;
-    json_t *reply = NULL, *v;
-    char path[64], size[32];
-    size_t i;
     snprintf(path, sizeof(path), "/v1/system/prune%s%s%s", all || volumes ? "?" : "", all ? "all=1" : "",
              volumes ? (all ? "&volumes=1" : "volumes=1") : "");
-    if (cli_connect(&c) < 0)
+    if (cli_call("POST", path, &reply) < 0)
         return CLI_EXIT_FAIL;
-    if (client_json(&c, "POST", path, NULL, &reply, NULL, &err) < 0) {
-        cli_report(&err);
-        client_fini(&c);
-        return CLI_EXIT_FAIL;
-    }
-    json_t *vms = json_object_get(reply, "VmsDeleted"), *imgs = json_object_get(reply, "ImagesDeleted");
-    if (json_array_size(vms)) {
-        printf("Deleted VMs:\n");
-        json_array_foreach(vms, i, v) printf("%s\n", json_string_value(v) ?: "");
-        printf("\n");
-    }
-    if (json_array_size(imgs)) {
-        printf("Deleted Images:\n");
-        json_array_foreach(imgs, i, v) printf("deleted: %s\n", json_string_value(v) ?: "");
-        printf("\n");
-    }
-    cli_human_size(size, sizeof(size), (double)json_integer_value(json_object_get(reply, "SpaceReclaimed")), 4);
-    printf("Total reclaimed space: %s\n", size);
+    cli_print_deleted(json_object_get(reply, "VmsDeleted"), "Deleted VMs", "", true);
+    cli_print_deleted(json_object_get(reply, "ImagesDeleted"), "Deleted Images", "deleted: ", true);
+    cli_print_deleted(json_object_get(reply, "VolumesDeleted"), "Deleted Volumes", "", true);
+    cli_print_reclaimed(reply);
     json_decref(reply);
-    client_fini(&c);
     return 0;
 }
 
@@ -283,21 +217,16 @@ static int on_events(void *arg, const char *data, size_t n, hypr_error_t *err)
 int cli_cmd_events(int argc, char **argv)
 {
     const char *since = NULL, *format = NULL;
-    struct cli_strv pos = { 0 };
     const struct cli_flag flags[] = {
         { 0, "since", CLI_FLAG_STRING, &since },
         { 0, "format", CLI_FLAG_STRING, &format },
         { 0 },
     };
-    int p = cli_parse(events_usage, flags, true, argc, argv, &pos);
-    size_t npos = pos.n;
-    cli_strv_free(&pos);
-    if (p != CLI_PARSE_OK)
-        return p == CLI_PARSE_HELP ? 0 : CLI_EXIT_FAIL;
-    if (npos)
-        return cli_usage_error(events_usage, CLI_EXIT_FAIL, "events: no arguments expected");
+    int rc;
+    if (!cli_parse_no_args(events_usage, flags, argc, argv, "events: no arguments expected", &rc))
+        return rc;
     struct events e = { 0 };
-    int json = json_format(events_usage, format);
+    int json = cli_parse_format(events_usage, NULL, format);
     cleanup_error hypr_error_t err = NULL;
     char path[64] = "/v1/events";
     int64_t t;
@@ -314,7 +243,7 @@ int cli_cmd_events(int argc, char **argv)
     struct client c;
     if (cli_connect(&c) < 0)
         return CLI_EXIT_FAIL;
-    int rc = client_stream(&c, "GET", path, NULL, on_events, &e, NULL, &err);
+    rc = client_stream(&c, "GET", path, NULL, on_events, &e, NULL, &err);
     cli_lines_free(&e.lines);
     client_fini(&c);
     if (rc < 0) {
@@ -360,14 +289,9 @@ int cli_cmd_health(int argc, char **argv)
     int json, rc;
     if (!parse_format_only(usage, "health", argc, argv, &json, &rc))
         return rc;
-    struct client c;
     json_t *h = NULL;
-    if (cli_connect(&c) < 0)
+    if (cli_call("GET", "/v1/health", &h) < 0)
         return CLI_EXIT_FAIL;
-    if (get_json(&c, "/v1/health", &h) < 0) {
-        client_fini(&c);
-        return CLI_EXIT_FAIL;
-    }
     const char *status = json_string_value(json_object_get(h, "Status"));
     json_t *vms = json_object_get(h, "Vms");
     char up[64];
@@ -383,7 +307,6 @@ int cli_cmd_health(int argc, char **argv)
     }
     rc = status && strcmp(status, "ok") == 0 ? 0 : CLI_EXIT_FAIL;
     json_decref(h);
-    client_fini(&c);
     return rc;
 }
 

@@ -2,7 +2,7 @@
  *
  *   hypr ps [-a] [-q] [--filter status=S|name=N|image=REF]... [--format table|json] [--no-trunc]
  *   hypr start VM...            hypr stop [-t N] VM...     hypr restart [-t N] VM...
- *   hypr kill [-s SIG] VM...    hypr rm [-f] VM...          hypr wait VM...
+ *   hypr kill [-s SIG] VM...    hypr rm [-f] [-v] VM...     hypr wait VM...
  *   hypr logs [-f] [--tail N] VM
  *   hypr inspect [--type vm|image] NAME...
  *   hypr top VM
@@ -93,7 +93,10 @@ static int ps_row(json_t *vm, time_t now, bool trunc, bool quiet, bool json, str
     cleanup_free char *cmd = cli_vm_command(vm);
     cleanup_free char *cut = cmd ? (trunc ? cli_ellipsis(cmd, 20) : strdup(cmd)) : NULL;
     cleanup_free char *quoted = cut ? cli_quote(cut) : NULL;
-    cleanup_free char *ports = cli_ports_string(json_object_get(cfg, "Ports"));
+    /* the bound ports while it runs (NetworkSettings, with the host ports the
+     * daemon picked); the requested ones from a daemon without networks */
+    json_t *ns = json_object_get(vm, "NetworkSettings");
+    cleanup_free char *ports = cli_ports_string(ns ? json_object_get(ns, "Ports") : json_object_get(cfg, "Ports"));
     if (quoted == NULL || ports == NULL)
         return hypr_error_make(err, ENOMEM, "ps");
     cli_human_since(since, sizeof(since), created, now);
@@ -232,6 +235,7 @@ static int vm_command(const char *usage, const struct cli_flag *flags, int argc,
 static const char *stop_timeout; /* -t of stop/restart */
 static const char *kill_signal;  /* -s of kill */
 static bool rm_force;            /* -f of rm */
+static bool rm_volumes;          /* -v of rm */
 
 static const char *suffix_start(char *buf, size_t n, hypr_error_t *err)
 {
@@ -282,7 +286,8 @@ static const char *suffix_kill(char *buf, size_t n, hypr_error_t *err)
 
 static const char *suffix_rm(char *buf, size_t n, hypr_error_t *err)
 {
-    snprintf(buf, n, "%s", rm_force ? "?force=1" : "");
+    snprintf(buf, n, "%s%s%s", rm_force || rm_volumes ? "?" : "", rm_force ? "force=1" : "",
+             rm_volumes ? (rm_force ? "&v=1" : "v=1") : "");
     return buf;
 }
 
@@ -334,9 +339,11 @@ int cli_cmd_kill(int argc, char **argv)
 int cli_cmd_rm(int argc, char **argv)
 {
     static const char usage[] = "Usage: hypr rm [OPTIONS] VM...\nRemove VMs (and their logs).\n\n"
-                                "  -f, --force   kill and remove a running VM\n"
-                                "  -h, --help    this help\n";
-    const struct cli_flag flags[] = { { 'f', "force", CLI_FLAG_BOOL, &rm_force }, { 0 } };
+                                "  -f, --force     kill and remove a running VM\n"
+                                "  -v, --volumes   also remove its anonymous volumes\n"
+                                "  -h, --help      this help\n";
+    const struct cli_flag flags[] = { { 'f', "force", CLI_FLAG_BOOL, &rm_force },
+                                      { 'v', "volumes", CLI_FLAG_BOOL, &rm_volumes }, { 0 } };
     return vm_command(usage, flags, argc, argv, "DELETE", suffix_rm, false);
 }
 

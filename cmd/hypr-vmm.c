@@ -5,9 +5,29 @@
  *   hypr-vmm [--kernel FILE] [--initrd FILE] --rootfs DIR|FILE.squashfs
  *            [--cpus N] [--memory MiB] [-e KEY=VAL]... [-w DIR] [-u USER]
  *            [--disk FILE[:ro]]... [--vsock PATH] [--tap NAME]
+ *            [--net tap=NAME[,netns=PATH][,mac=MAC][,ip=ADDR/PREFIX][,gw=ADDR]]...
+ *            [--dns IP]... [--dns-search DOMAIN]... [--add-host NAME:IP]...
+ *            [--volume FILE:TARGET[:ro]]... [--tmpfs TARGET[:OPTIONS]]...
+ *            [--share DIR:TARGET[:ro]]...
  *            [--hostname NAME] [--cmdline ARGS] [--stats] [--chdir DIR]
  *            [--no-sandbox] -- CMD [ARG...]
  *   hypr-vmm [OPTIONS] --image REF [-- CMD [ARG...]]
+ *
+ * Networking: each --net is a virtio-net device on an existing TAP (opened
+ * inside the network namespace netns= when given, before the sandbox); its
+ * MAC is mac= or a random locally administered one; with ip= (and gw=) the
+ * guest agent configures the interface with that MAC (the first gw= is the
+ * default route). --dns, --dns-search and --add-host make the guest's
+ * /etc/resolv.conf and /etc/hosts. --tap NAME is --net tap=NAME without
+ * guest configuration.
+ * Volumes: each --volume FILE is an ext4 image attached as a virtio-blk disk
+ * after the rootfs and the --disk ones (disk k is /dev/vd(a+k)) and mounted
+ * by the guest agent at TARGET; an empty filesystem is first filled with
+ * what the image has at TARGET (unless :ro). --tmpfs mounts a tmpfs with
+ * nosuid,nodev plus OPTIONS. --share DIR is the host directory DIR passed
+ * through live (virtio-fs, tag hyprfsN for the Nth) and mounted by the guest
+ * agent at TARGET (read-only with :ro). Extra mounts are done parents first (sorted by
+ * the depth of their target, stable).
  *
  * A directory rootfs is packed into a temporary squashfs (mksquashfs) that
  * is removed when the VM ends. --image runs an image of the store
@@ -30,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,6 +64,10 @@
 #define EXIT_VMM_ERROR 125
 #define MAX_DISKS 16
 #define MAX_ENV 1024
+#define MAX_NETS 8
+#define MAX_SHARES 16
+#define MAX_MOUNTS 64
+#define MAX_NAMES 64 /* each of --dns, --dns-search, --add-host */
 
 static void usage(FILE *f)
 {
@@ -63,6 +88,19 @@ static void usage(FILE *f)
             "  --disk FILE[:ro]   extra disk, /dev/vdb, /dev/vdc, ... (repeatable)\n"
             "  --vsock PATH       vsock device; host side on Unix socket PATH\n"
             "  --tap NAME         virtio-net device on TAP interface NAME\n"
+            "  --net tap=NAME[,netns=PATH][,mac=MAC][,ip=ADDR/PREFIX][,gw=ADDR]\n"
+            "                     virtio-net device on TAP NAME (of the network namespace PATH);\n"
+            "                     the guest gives ip/gw to the interface with that MAC (repeatable)\n"
+            "  --dns IP           nameserver in the guest's /etc/resolv.conf (repeatable)\n"
+            "  --dns-search DOM   search domain in the guest's /etc/resolv.conf (repeatable)\n"
+            "  --add-host NAME:IP line in the guest's /etc/hosts (repeatable)\n"
+            "  --volume FILE:TARGET[:ro]\n"
+            "                     ext4 image FILE as a disk mounted at TARGET, filled from the\n"
+            "                     image's TARGET when empty (repeatable)\n"
+            "  --tmpfs TARGET[:OPTIONS]\n"
+            "                     tmpfs at TARGET, options nosuid,nodev,OPTIONS (repeatable)\n"
+            "  --share DIR:TARGET[:ro]\n"
+            "                     host directory DIR shared live at TARGET (virtio-fs; repeatable)\n"
             "  --hostname NAME    guest hostname\n"
             "  --cmdline ARGS     extra kernel command line arguments\n"
             "  --stats            print boot timing and memory figures on stderr\n"
@@ -232,6 +270,215 @@ static int pack_rootfs(const char *dir, const char *out, hypr_error_t *err)
     return 0;
 }
 
+/* What --tap, --net, --dns, --dns-search, --add-host, --volume and
+ * --tmpfs ask for, as parsed; applied to the VM and the workload config
+ * once every option is known (volumes come after every --disk).
+ * Invariants: knets[i].mac points to macs[i]; the strings point into argv
+ * or to static storage. */
+struct net_vol_opts {
+    struct vmm_net nets[MAX_NETS];
+    int nnets;
+    struct kestrel_net knets[MAX_NETS];
+    char macs[MAX_NETS][18];
+    size_t nknets;
+    char *dns[MAX_NAMES], *search[MAX_NAMES], *hosts[MAX_NAMES];
+    size_t ndns, nsearch, nhosts;
+    struct { const char *file, *target; bool ro; } vols[MAX_DISKS];
+    int nvols;
+    struct kestrel_mount mounts[MAX_MOUNTS];
+    size_t nmounts;
+};
+
+/* --net tap=NAME[,netns=PATH][,mac=MAC][,ip=ADDR/PREFIX][,gw=ADDR] */
+static int parse_net(char *spec, struct net_vol_opts *o, hypr_error_t *err)
+{
+    const char *ip = NULL, *gw = NULL, *mac = NULL;
+    if (o->nnets == MAX_NETS)
+        return hypr_error_make(err, 0, "at most %d --net", MAX_NETS);
+    struct vmm_net *n = &o->nets[o->nnets];
+    memset(n, 0, sizeof(*n));
+    for (char *save = NULL, *kv = strtok_r(spec, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *val = strchr(kv, '=');
+        if (val == NULL)
+            return hypr_error_make(err, 0, "--net: `%s` is not KEY=VALUE", kv);
+        *val++ = 0;
+        if (strcmp(kv, "tap") == 0)
+            n->tap = val;
+        else if (strcmp(kv, "netns") == 0)
+            n->netns = val;
+        else if (strcmp(kv, "mac") == 0)
+            mac = val;
+        else if (strcmp(kv, "ip") == 0)
+            ip = val;
+        else if (strcmp(kv, "gw") == 0)
+            gw = val;
+        else
+            return hypr_error_make(err, 0, "--net: unknown key `%s` (tap, netns, mac, ip, gw)", kv);
+    }
+    if (n->tap == NULL || n->tap[0] == 0)
+        return hypr_error_make(err, 0, "--net: tap=NAME is required");
+    if (gw && !ip)
+        return hypr_error_make(err, 0, "--net tap=%s: gw= needs ip=", n->tap);
+    if (mac) {
+        if (kestrel_mac_parse(mac, n->mac) < 0 || (n->mac[0] & 1))
+            return hypr_error_make(err, 0, "--net tap=%s: mac `%s` is not a unicast xx:xx:xx:xx:xx:xx", n->tap, mac);
+    } else { /* random, unicast, locally administered: the guest finds the interface by it */
+        if (getrandom(n->mac, sizeof(n->mac), 0) != (ssize_t)sizeof(n->mac))
+            return hypr_error_make(err, errno, "random MAC address");
+        n->mac[0] = (uint8_t)((n->mac[0] & ~1u) | 2u);
+    }
+    n->has_mac = true;
+    if (ip) {
+        char *m = o->macs[o->nknets];
+        snprintf(m, sizeof(o->macs[0]), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1], n->mac[2],
+                 n->mac[3], n->mac[4], n->mac[5]);
+        o->knets[o->nknets++] = (struct kestrel_net){ m, ip, gw };
+    }
+    o->nnets++;
+    return 0;
+}
+
+static int add_name(char **v, size_t *n, char *s, const char *opt, hypr_error_t *err)
+{
+    if (*n == MAX_NAMES)
+        return hypr_error_make(err, 0, "at most %d %s", MAX_NAMES, opt);
+    v[(*n)++] = s;
+    return 0;
+}
+
+/* --add-host NAME:IP (split at the first ':', as Docker: IPv6 keeps its
+ * colons) -> "NAME IP" */
+static int parse_add_host(char *spec, struct net_vol_opts *o, hypr_error_t *err)
+{
+    char *colon = strchr(spec, ':');
+    if (colon == NULL || colon == spec || colon[1] == 0)
+        return hypr_error_make(err, 0, "--add-host `%s`: expected NAME:IP", spec);
+    *colon = ' ';
+    return add_name(o->hosts, &o->nhosts, spec, "--add-host", err);
+}
+
+static int add_mount(struct net_vol_opts *o, const char *src, const char *target, const char *fstype,
+                     const char *options, hypr_error_t *err)
+{
+    if (o->nmounts == MAX_MOUNTS)
+        return hypr_error_make(err, 0, "at most %d mounts", MAX_MOUNTS);
+    if (target[0] != '/')
+        return hypr_error_make(err, 0, "mount target `%s` is not an absolute path", target);
+    o->mounts[o->nmounts++] = (struct kestrel_mount){ src, target, fstype, options };
+    return 0;
+}
+
+/* --volume FILE:TARGET[:ro] (also :rw) */
+static int parse_volume(char *spec, struct net_vol_opts *o, hypr_error_t *err)
+{
+    size_t l = strlen(spec);
+    bool ro = false;
+    if (l > 3 && (strcmp(spec + l - 3, ":ro") == 0 || strcmp(spec + l - 3, ":rw") == 0)) {
+        ro = spec[l - 1] == 'o';
+        spec[l - 3] = 0;
+    }
+    char *colon = strrchr(spec, ':');
+    if (colon == NULL || colon == spec || colon[1] != '/')
+        return hypr_error_make(err, 0, "--volume `%s`: expected FILE:TARGET[:ro] with TARGET absolute", spec);
+    if (o->nvols == MAX_DISKS)
+        return hypr_error_make(err, 0, "at most %d --volume", MAX_DISKS);
+    *colon = 0;
+    o->vols[o->nvols].file = spec;
+    o->vols[o->nvols].target = colon + 1;
+    o->vols[o->nvols++].ro = ro;
+    return 0;
+}
+
+/* --tmpfs TARGET[:OPTIONS] */
+static int parse_tmpfs(char *spec, struct net_vol_opts *o, hypr_error_t *err)
+{
+    char *colon = strchr(spec, ':'), *opts;
+    if (colon)
+        *colon = 0;
+    if (asprintf(&opts, "nosuid,nodev%s%s", colon && colon[1] ? "," : "", colon ? colon + 1 : "") < 0)
+        return hypr_error_make(err, ENOMEM, "--tmpfs");
+    if (add_mount(o, "tmpfs", spec, "tmpfs", opts, err) < 0) {
+        free(opts);
+        return hypr_error_wrap(err, "--tmpfs");
+    }
+    return 0; /* opts lives as long as the process, like argv */
+}
+
+/* Number of components of an absolute path ("/" 0, "/a/b" 2). */
+static int path_depth(const char *p)
+{
+    int d = 0;
+    for (const char *q = p; *q; q++)
+        if (*q != '/' && (q == p || q[-1] == '/'))
+            d++;
+    return d;
+}
+
+/* Appends the volumes as disks after the ndisks already there (disk k is
+ * /dev/vd(a+k)), with their mounts; sorts the mounts parents first and
+ * hands nets, mounts and names to cfg and agent. */
+static int apply_net_vol(struct net_vol_opts *o, struct vmm_disk *disks, int *ndisks, struct vmm_config *cfg,
+                         struct kestrel_config *agent, hypr_error_t *err)
+{
+    static char devs[MAX_DISKS][16];
+    for (int i = 0; i < o->nvols; i++) {
+        if (*ndisks > MAX_DISKS)
+            return hypr_error_make(err, 0, "at most %d disks and volumes", MAX_DISKS);
+        snprintf(devs[i], sizeof(devs[i]), "/dev/vd%c", 'a' + *ndisks);
+        disks[(*ndisks)++] = (struct vmm_disk){ o->vols[i].file, o->vols[i].ro };
+        if (add_mount(o, devs[i], o->vols[i].target, "ext4", o->vols[i].ro ? "ro," KESTREL_MOUNT_POPULATE
+                                                                            : "rw," KESTREL_MOUNT_POPULATE, err) < 0)
+            return hypr_error_wrap(err, "--volume `%s`", o->vols[i].file);
+    }
+    for (size_t i = 1; i < o->nmounts; i++) { /* insertion sort: stable */
+        struct kestrel_mount m = o->mounts[i];
+        size_t k = i;
+        for (; k > 0 && path_depth(o->mounts[k - 1].target) > path_depth(m.target); k--)
+            o->mounts[k] = o->mounts[k - 1];
+        o->mounts[k] = m;
+    }
+    cfg->nets = o->nets;
+    cfg->nnets = o->nnets;
+    agent->nets = o->knets;
+    agent->nnets = o->nknets;
+    agent->mounts = o->mounts;
+    agent->nmounts = o->nmounts;
+    agent->dns = o->dns;
+    agent->ndns = o->ndns;
+    agent->dns_search = o->search;
+    agent->ndns_search = o->nsearch;
+    agent->hosts = o->hosts;
+    agent->nhosts = o->nhosts;
+    return 0;
+}
+
+/* --share DIR:TARGET[:ro] (also :rw): a virtio-fs device with tag hyprfsN
+ * and its mount. DIR may hold ':' (split at the last one before TARGET). */
+static int parse_share(char *spec, struct vmm_share *shares, int *nshares, struct net_vol_opts *o,
+                       hypr_error_t *err)
+{
+    static char tags[MAX_SHARES][16];
+    size_t l = strlen(spec);
+    bool ro = false;
+    if (l > 3 && (strcmp(spec + l - 3, ":ro") == 0 || strcmp(spec + l - 3, ":rw") == 0)) {
+        ro = spec[l - 1] == 'o';
+        spec[l - 3] = 0;
+    }
+    char *colon = strrchr(spec, ':');
+    if (colon == NULL || colon == spec || colon[1] != '/')
+        return hypr_error_make(err, 0, "--share `%s`: expected DIR:TARGET[:ro] with TARGET absolute", spec);
+    if (*nshares == MAX_SHARES)
+        return hypr_error_make(err, 0, "at most %d --share", MAX_SHARES);
+    int i = *nshares;
+    *colon = 0;
+    snprintf(tags[i], sizeof(tags[i]), "hyprfs%d", i);
+    if (add_mount(o, tags[i], colon + 1, "virtiofs", ro ? "ro" : "", err) < 0)
+        return hypr_error_wrap(err, "--share `%s`", spec);
+    shares[i] = (struct vmm_share){ spec, tags[i], ro };
+    *nshares = i + 1;
+    return 0;
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -242,7 +489,7 @@ int main(int argc, char **argv)
 {
     enum { O_KERNEL = 256, O_INITRD, O_ROOTFS, O_CPUS, O_MEMORY, O_DISK, O_VSOCK, O_TAP,
            O_HOSTNAME, O_CMDLINE, O_STATS, O_DUMP_INITRD, O_IMAGE, O_NO_SANDBOX, O_TTY, O_CONSOLE_STDIN,
-           O_STDIN, O_CHDIR };
+           O_STDIN, O_CHDIR, O_NET, O_DNS, O_DNS_SEARCH, O_ADD_HOST, O_VOLUME, O_TMPFS, O_SHARE };
     static const struct option opts[] = {
         { "kernel", required_argument, 0, O_KERNEL }, { "initrd", required_argument, 0, O_INITRD },
         { "rootfs", required_argument, 0, O_ROOTFS }, { "cpus", required_argument, 0, O_CPUS },
@@ -254,19 +501,27 @@ int main(int argc, char **argv)
         { "dump-initrd", required_argument, 0, O_DUMP_INITRD }, { "image", required_argument, 0, O_IMAGE },
         { "no-sandbox", no_argument, 0, O_NO_SANDBOX }, { "tty", no_argument, 0, O_TTY },
         { "console-stdin", no_argument, 0, O_CONSOLE_STDIN }, { "stdin", no_argument, 0, O_STDIN },
-        { "chdir", required_argument, 0, O_CHDIR }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+        { "chdir", required_argument, 0, O_CHDIR }, { "help", no_argument, 0, 'h' },
+        { "net", required_argument, 0, O_NET }, { "dns", required_argument, 0, O_DNS },
+        { "dns-search", required_argument, 0, O_DNS_SEARCH }, { "add-host", required_argument, 0, O_ADD_HOST },
+        { "volume", required_argument, 0, O_VOLUME }, { "tmpfs", required_argument, 0, O_TMPFS },
+        { "share", required_argument, 0, O_SHARE }, { 0, 0, 0, 0 },
     };
     cleanup_error hypr_error_t err = NULL;
     struct vmm_config cfg = { .cpus = 1, .mem_mib = 256, .console_out = STDOUT_FILENO, .console_in = -1,
                               .sandbox = true };
     struct kestrel_config agent = { 0 };
     struct vmm_disk disks[MAX_DISKS + 1];
+    static struct net_vol_opts nvo;
+    static struct vmm_share shares[MAX_SHARES];
     static char *env[MAX_ENV];
     cleanup_free char *kernel = NULL;
     cleanup_free char *initrd = NULL;
     const char *rootfs = NULL, *image = NULL;
     cleanup_free char *image_rootfs = NULL;
     char tmp_squash[] = "/tmp/hypr-rootfs-XXXXXX";
+    char rootfs_fd_path[32];
+    int rootfs_fd = -1; /* the packed rootfs, open for the VM's life */
     bool tmp_created = false, stats = false;
     const char *dump_initrd = NULL, *vm_dir = NULL;
     int ndisks = 1, c;
@@ -314,7 +569,38 @@ int main(int argc, char **argv)
             break;
         }
         case O_VSOCK: cfg.vsock_path = optarg; break;
-        case O_TAP: cfg.tap = optarg; break;
+        case O_TAP:
+            if (nvo.nnets == MAX_NETS) {
+                fprintf(stderr, "hypr-vmm: at most %d --tap/--net\n", MAX_NETS);
+                return EXIT_VMM_ERROR;
+            }
+            nvo.nets[nvo.nnets++] = (struct vmm_net){ .tap = optarg };
+            break;
+        case O_NET:
+        case O_DNS:
+        case O_DNS_SEARCH:
+        case O_ADD_HOST:
+        case O_VOLUME:
+        case O_TMPFS: {
+            int r = c == O_NET ? parse_net(optarg, &nvo, &err)
+                  : c == O_DNS ? add_name(nvo.dns, &nvo.ndns, optarg, "--dns", &err)
+                  : c == O_DNS_SEARCH ? add_name(nvo.search, &nvo.nsearch, optarg, "--dns-search", &err)
+                  : c == O_ADD_HOST ? parse_add_host(optarg, &nvo, &err)
+                  : c == O_VOLUME ? parse_volume(optarg, &nvo, &err)
+                  : parse_tmpfs(optarg, &nvo, &err);
+            if (r < 0) {
+                hypr_error_report(&err, "hypr-vmm");
+                return EXIT_VMM_ERROR;
+            }
+            break;
+        }
+        case O_SHARE:
+            if (parse_share(optarg, shares, &cfg.nshares, &nvo, &err) < 0) {
+                hypr_error_report(&err, "hypr-vmm");
+                return EXIT_VMM_ERROR;
+            }
+            cfg.shares = shares;
+            break;
         case O_HOSTNAME: agent.hostname = optarg; break;
         case O_CMDLINE: cfg.cmdline_extra = optarg; break;
         case O_STATS: stats = true; break;
@@ -343,6 +629,10 @@ int main(int argc, char **argv)
     agent.argv = argv + optind;
     agent.argc = (size_t)(argc - optind);
     agent.env = env;
+    if (apply_net_vol(&nvo, disks, &ndisks, &cfg, &agent, &err) < 0) {
+        hypr_error_report(&err, "hypr-vmm");
+        return EXIT_VMM_ERROR;
+    }
     if (image) {
         if (apply_image(image, &agent, argv + optind, (size_t)(argc - optind), env, MAX_ENV, &image_rootfs,
                         &err) < 0) {
@@ -384,7 +674,19 @@ int main(int argc, char **argv)
             hypr_error_report(&err, "hypr-vmm");
             return EXIT_VMM_ERROR;
         }
-        rootfs = tmp_squash;
+        /* Keep the packed image open and remove its name now: the sandbox
+         * hides /tmp from the running VMM, so it could not unlink it at the
+         * end, and a SIGKILL would leak it. The disk opens it by fd. */
+        rootfs_fd = open(tmp_squash, O_RDONLY | O_CLOEXEC);
+        int open_errno = errno;
+        unlink(tmp_squash);
+        tmp_created = false;
+        if (rootfs_fd < 0) {
+            fprintf(stderr, "hypr-vmm: open `%s`: %s\n", tmp_squash, strerror(open_errno));
+            return EXIT_VMM_ERROR;
+        }
+        snprintf(rootfs_fd_path, sizeof(rootfs_fd_path), "/proc/self/fd/%d", rootfs_fd);
+        rootfs = rootfs_fd_path;
     }
     disks[0] = (struct vmm_disk){ rootfs, true };
     cfg.disks = disks;

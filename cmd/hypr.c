@@ -18,6 +18,7 @@ static const char main_usage[] =
     "Run OCI images as microVMs, through the hyprd daemon.\n\n"
     "VMs:\n"
     "  run       Create and start a VM from an image\n"
+    "  create    Create a VM from an image without starting it\n"
     "  ps        List VMs\n"
     "  start     Start VMs\n"
     "  stop      Stop VMs\n"
@@ -28,12 +29,16 @@ static const char main_usage[] =
     "  exec      Run a command in a running VM\n"
     "  top       Show the processes of a VM\n"
     "  wait      Wait for VMs to stop, print their exit codes\n"
+    "  port      List a VM's published ports\n"
     "  inspect   Show VMs' or images' details as JSON\n\n"
     "Images:\n"
     "  pull      Download an image from a registry into the store\n"
     "  images    List the images in the store\n"
     "  rmi       Remove images\n"
     "  load      Load images from a docker-save archive or an OCI layout\n\n"
+    "Networks and volumes:\n"
+    "  network   create, ls, inspect, rm, prune networks\n"
+    "  volume    create, ls, inspect, rm, prune volumes\n\n"
     "Daemon:\n"
     "  system    df, prune, events\n"
     "  events    The daemon's events as they happen\n"
@@ -49,13 +54,14 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {
-        { "run", cli_cmd_run },         { "ps", cli_cmd_ps },           { "start", cli_cmd_start },
-        { "stop", cli_cmd_stop },       { "restart", cli_cmd_restart }, { "kill", cli_cmd_kill },
-        { "rm", cli_cmd_rm },           { "logs", cli_cmd_logs },       { "exec", cli_cmd_exec },
-        { "top", cli_cmd_top },         { "wait", cli_cmd_wait },       { "inspect", cli_cmd_inspect },
-        { "pull", cli_cmd_pull },       { "images", cli_cmd_images },   { "rmi", cli_cmd_rmi },
-        { "load", cli_cmd_load },       { "system", cli_cmd_system },   { "events", cli_cmd_events },
-        { "health", cli_cmd_health },   { "version", cli_cmd_version },
+        { "run", cli_cmd_run },         { "create", cli_cmd_create },   { "ps", cli_cmd_ps },
+        { "start", cli_cmd_start },     { "stop", cli_cmd_stop },       { "restart", cli_cmd_restart },
+        { "kill", cli_cmd_kill },       { "rm", cli_cmd_rm },           { "logs", cli_cmd_logs },
+        { "exec", cli_cmd_exec },       { "top", cli_cmd_top },         { "wait", cli_cmd_wait },
+        { "inspect", cli_cmd_inspect }, { "pull", cli_cmd_pull },       { "images", cli_cmd_images },
+        { "rmi", cli_cmd_rmi },         { "load", cli_cmd_load },       { "system", cli_cmd_system },
+        { "events", cli_cmd_events },   { "health", cli_cmd_health },   { "version", cli_cmd_version },
+        { "port", cli_cmd_port },       { "network", cli_cmd_network }, { "volume", cli_cmd_volume },
     };
     if (argc < 2) {
         fputs(main_usage, stderr);

@@ -4,6 +4,7 @@
  *   hyprd [--data-dir DIR] [--runtime-dir DIR] [--tcp ADDR:PORT --token-file F]
  *         [--metrics ADDR:PORT] [--log-max-size BYTES] [--log-max-files N]
  *         [--kernel FILE] [--initrd FILE] [--vmm PATH] [--shim PATH] [--no-sandbox]
+ *         [--egress | --no-egress]
  *
  * One hyprd per runtime directory: it holds RUNTIME_DIR/hyprd.lock. SIGTERM
  * or SIGINT end it; the VMs keep running and the next hyprd re-attaches. */
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,7 +41,9 @@ static void usage(FILE *f)
           "  --initrd FILE         kestrel initramfs (default: hypr-vmm's)\n"
           "  --vmm PATH            hypr-vmm (default: next to hyprd)\n"
           "  --shim PATH           hypr-shim (default: next to hyprd)\n"
-          "  --no-sandbox          run VMMs without their seccomp sandbox (debugging)\n",
+          "  --no-sandbox          run VMMs without their seccomp sandbox (debugging)\n"
+          "  --egress, --no-egress networks that are not --internal reach the host's uplinks through NAT\n"
+          "                        ($HYPR_EGRESS=1|0, default on)\n",
           f);
 }
 
@@ -81,7 +85,7 @@ static int mkdir_p(const char *path, mode_t mode)
 int main(int argc, char **argv)
 {
     enum { O_DATA = 256, O_RUN, O_TCP, O_TOKEN, O_METRICS, O_LOGSIZE, O_LOGFILES, O_KERNEL, O_INITRD, O_VMM, O_SHIM,
-           O_NOSANDBOX };
+           O_NOSANDBOX, O_EGRESS, O_NOEGRESS };
     static const struct option opts[] = {
         { "data-dir", required_argument, 0, O_DATA }, { "runtime-dir", required_argument, 0, O_RUN },
         { "tcp", required_argument, 0, O_TCP }, { "token-file", required_argument, 0, O_TOKEN },
@@ -89,6 +93,7 @@ int main(int argc, char **argv)
         { "log-max-files", required_argument, 0, O_LOGFILES }, { "kernel", required_argument, 0, O_KERNEL },
         { "initrd", required_argument, 0, O_INITRD }, { "vmm", required_argument, 0, O_VMM },
         { "shim", required_argument, 0, O_SHIM }, { "no-sandbox", no_argument, 0, O_NOSANDBOX },
+        { "egress", no_argument, 0, O_EGRESS }, { "no-egress", no_argument, 0, O_NOEGRESS },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     struct hyprd_config cfg = {
@@ -99,6 +104,7 @@ int main(int argc, char **argv)
         .metrics_addr = env_or("HYPR_METRICS_ADDR", NULL),
         .log_max_size = 10 << 20,
         .log_max_files = 3,
+        .egress = strcmp(env_or("HYPR_EGRESS", "1"), "0") != 0,
     };
     cleanup_free char *vmm = NULL, *shim = NULL;
     int c;
@@ -129,6 +135,8 @@ int main(int argc, char **argv)
         case O_VMM: cfg.vmm_path = optarg; break;
         case O_SHIM: cfg.shim_path = optarg; break;
         case O_NOSANDBOX: cfg.no_sandbox = true; break;
+        case O_EGRESS: cfg.egress = true; break;
+        case O_NOEGRESS: cfg.egress = false; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -169,6 +177,14 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    /* Each relayed TCP connection of a published port holds 6 fds (two
+     * sockets, two pipes): take the whole hard limit of open files. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
 
     static struct hyprd d;
     cleanup_error hypr_error_t err = NULL;

@@ -2,6 +2,7 @@
 #include "error.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,17 +14,14 @@ static char *vformat(const char *fmt, va_list ap)
     return s;
 }
 
-int hypr_error_make(hypr_error_t *err, int status, const char *fmt, ...)
+static int error_set(hypr_error_t *err, int status, bool with_strerror, const char *fmt, va_list ap)
 {
-    va_list ap;
     char *msg, *full = NULL;
 
     if (err == NULL || *err != NULL)
         return -1;
-    va_start(ap, fmt);
     msg = vformat(fmt, ap);
-    va_end(ap);
-    if (msg && status != 0) {
+    if (msg && status != 0 && with_strerror) {
         if (asprintf(&full, "%s: %s", msg, strerror(status)) < 0)
             full = NULL;
         free(msg);
@@ -36,6 +34,24 @@ int hypr_error_make(hypr_error_t *err, int status, const char *fmt, ...)
     }
     (*err)->status = status;
     (*err)->msg = msg ? msg : strdup("out of memory formatting an error");
+    return -1;
+}
+
+int hypr_error_make(hypr_error_t *err, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    error_set(err, status, true, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int hypr_error_refuse(hypr_error_t *err, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    error_set(err, status, false, fmt, ap);
+    va_end(ap);
     return -1;
 }
 

@@ -27,6 +27,12 @@ typedef struct hypr_error_s *hypr_error_t;
  * followed by ": strerror(status)" when status != 0. Returns -1. */
 int hypr_error_make(hypr_error_t *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A request refused for a reason the message says in full (a name in use,
+ * an overlapping subnet, a port taken): like hypr_error_make, but status
+ * only classifies the error (callers map it, e.g. to an HTTP status) and no
+ * strerror text is appended. Returns -1. */
+int hypr_error_refuse(hypr_error_t *err, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Prefixes the message already in *err with the formatted context, as in
  * "boot `vm0`: open `/dev/kvm`: ...". Returns -1. */
 int hypr_error_wrap(hypr_error_t *err, const char *fmt, ...)

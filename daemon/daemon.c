@@ -9,6 +9,7 @@
  * and the next hyprd re-attaches to them. */
 #include "daemon.h"
 #include "state.h"
+#include "volumes.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,7 +60,7 @@ int hyprd_init(struct hyprd *d, const struct hyprd_config *cfg, hypr_error_t *er
     if (store_open(cfg->data_dir, &d->store, err) < 0)
         return hypr_error_wrap(err, "data directory `%s`", cfg->data_dir);
     d->db = store_db(d->store);
-    if (state_migrate(d->db, err) < 0)
+    if (state_migrate(d->db, err) < 0 || netrt_init(d, err) < 0 || volumes_init(d, err) < 0)
         return -1;
     if (events_init(d) < 0 || exec_init(d) < 0)
         return hypr_error_make(err, ENOMEM, "daemon state");
@@ -75,6 +76,7 @@ void hyprd_fini(struct hyprd *d)
     http_stop(d);
     if (d->epfd >= 0)
         lifecycle_stop_supervisor(d);
+    netrt_fini(d);
     exec_fini(d);
     events_fini(d);
     if (d->store)

@@ -10,6 +10,9 @@
  *   exec.c      exec sessions bridged to the guest agent
  *   images.c    image API handlers over the store (builder/)
  *   system.c    version, health, df, prune, events, metrics
+ *   vmspec.c    a create request's networks, ports and mounts
+ *   networks.c  networks (net/: namespaces, IPAM, DNS, port proxy)
+ *   volumes.c   volumes (ext4 disk images)
  *   daemon.c    hyprd_init / hyprd_fini
  *
  * Locking: `d->lock` (recursive; never waited on while taken twice) guards the in-memory tables (runtime VM entries, exec
@@ -45,6 +48,7 @@ struct hyprd_config {
     uint64_t log_max_size;
     unsigned log_max_files;
     bool no_sandbox;          /* hypr-vmm --no-sandbox (debugging only) */
+    bool egress;              /* networks not Internal get NAT to the host's uplinks (net/egress.h) */
 };
 
 /* A VM the daemon watches: present from a successful start until its
@@ -75,6 +79,8 @@ struct hyprd {
     char *token;                 /* bearer token for the TCP listener */
     int64_t started_at;
     struct hyprd_http *http;
+    struct netrt *net;           /* networks.c */
+    bool volumes_ready;          /* volumes.c: table migrated and reconciled (volumes_init); under lock */
     /* the last exit codes, so a wait on an auto-removed VM still gets one */
     struct {
         char id[65];
@@ -205,8 +211,75 @@ void vm_busy_drop(struct hyprd *d, const char *id);
 char *vm_dir(struct hyprd *d, const char *id);
 char *vm_run_dir(struct hyprd *d, const char *id);
 char *vm_vsock_path(struct hyprd *d, const char *id);
-/* Removes a VM's row and files (must not be running). */
-int vm_destroy(struct hyprd *d, const char *id, hypr_error_t *err);
+/* Removes a VM's row and files (must not be running), releases its
+ * addresses and, with `volumes`, its anonymous volumes. */
+int vm_destroy(struct hyprd *d, const char *id, bool volumes, hypr_error_t *err);
+
+/* A growing NULL-terminated argv (lifecycle.c); argv_add records an
+ * allocation failure in oom instead of failing, checked once at the end. */
+struct argv_b {
+    char **v;
+    size_t n, cap;
+    bool oom;
+};
+void argv_add(struct argv_b *a, const char *s);
+void argv_free(struct argv_b *a);
+
+/* ---- vmspec.c: networks, ports and mounts of a create request ---- */
+struct vmspec {
+    json_t *networks, *ports, *mounts; /* normalized arrays (vmspec.c's header) */
+};
+/* Parses Networks/Ports/Mounts/Volumes/Tmpfs of r's body (mem: the VM's
+ * memory, for tmpfs defaults); on bad input sets a 400 reply, returns -1. */
+int vmspec_parse(struct req *r, json_t *image_config, int64_t mem, struct vmspec *out);
+void vmspec_free(struct vmspec *s);
+/* Creates the missing volumes of mounts, naming the anonymous ones (their
+ * Source is set); on failure removes the anonymous ones it created. */
+int vmspec_volumes_acquire(struct hyprd *d, json_t *mounts, hypr_error_t *err);
+/* Removes the anonymous volumes of mounts that no VM uses any more. */
+void vmspec_volumes_release_anonymous(struct hyprd *d, json_t *mounts);
+/* EBUSY when a running (or starting) VM other than v has one of v's
+ * volumes. d->lock held. */
+int vmspec_volumes_check_free(struct hyprd *d, const struct vm_row *v, hypr_error_t *err);
+/* hypr-vmm's --volume/--share/--tmpfs arguments of v (creates a missing
+ * bind source directory, as docker run -v does). */
+int vmspec_mount_args(struct hyprd *d, const struct vm_row *v, struct argv_b *a, hypr_error_t *err);
+/* Inspect's "Mounts". */
+json_t *vmspec_mounts_json(struct hyprd *d, const struct vm_row *v);
+
+/* ---- networks.c: networks, addresses, DNS, published ports ---- */
+/* At start: the IPAM tables, the `default` network, every network's
+ * namespace, bridge and DNS server, the port proxy. */
+int netrt_init(struct hyprd *d, hypr_error_t *err);
+void netrt_fini(struct hyprd *d);
+/* At create: leases an address on each network of the VM's config (in
+ * order). On failure nothing stays leased; err->status is ENOENT (no such
+ * network), EADDRINUSE or ENOSPC. */
+int netrt_vm_attach(struct hyprd *d, const char *vm_id, json_t *networks, hypr_error_t *err);
+/* At remove: releases the VM's addresses. */
+void netrt_vm_detach(struct hyprd *d, const char *vm_id);
+/* Before boot: creates the VM's TAPs, binds its published ports (EADDRINUSE
+ * names the port) and adds hypr-vmm's --net/--dns arguments. */
+int netrt_vm_prepare(struct hyprd *d, const struct vm_row *v, struct argv_b *a, hypr_error_t *err);
+/* After a re-attach: binds the ports of a VM that kept running. */
+int netrt_vm_resume(struct hyprd *d, const struct vm_row *v, hypr_error_t *err);
+/* When the VM ended (or its start failed): closes its ports, deletes its
+ * TAPs. d->lock may be held. */
+void netrt_vm_down(struct hyprd *d, const char *vm_id);
+/* Inspect's "NetworkSettings". */
+json_t *netrt_vm_settings(struct hyprd *d, const struct vm_row *v);
+int h_networks_list(struct req *r);
+int h_networks_create(struct req *r);
+int h_network_inspect(struct req *r);
+int h_network_remove(struct req *r);
+int h_networks_prune(struct req *r);
+
+/* ---- volumes.c (the volume functions are in volumes.h) ---- */
+int h_volumes_list(struct req *r);
+int h_volumes_create(struct req *r);
+int h_volume_inspect(struct req *r);
+int h_volume_remove(struct req *r);
+int h_volumes_prune(struct req *r);
 
 /* ---- system.c: events and metrics ---- */
 void events_emit(struct hyprd *d, const char *type, const char *action, const char *id, const char *name,

@@ -127,7 +127,7 @@ static int rm_tree(const char *path, hypr_error_t *err)
     return 0;
 }
 
-int vm_destroy(struct hyprd *d, const char *id, hypr_error_t *err)
+int vm_destroy(struct hyprd *d, const char *id, bool volumes, hypr_error_t *err)
 {
     cleanup_free char *dir = vm_dir(d, id);
     cleanup_free char *run = vm_run_dir(d, id);
@@ -138,6 +138,9 @@ int vm_destroy(struct hyprd *d, const char *id, hypr_error_t *err)
         state_row_free(&row);
         return -1;
     }
+    netrt_vm_detach(d, id);
+    if (volumes) /* after the row is gone, so the VM no longer counts as a user */
+        vmspec_volumes_release_anonymous(d, json_object_get(row.config, "Mounts"));
     events_emit(d, "vm", "destroy", id, row.name, json_pack("{s:s}", "image", row.image));
     state_row_free(&row);
     if (dir && rm_tree(dir, err) < 0)
@@ -156,6 +159,7 @@ static void vm_ended_locked(struct hyprd *d, const char *id)
     struct vm_row row = { 0 };
     const char *error = "";
     int code;
+    netrt_vm_down(d, id);
     int r = dir ? shim_read_exit(dir, &ex, &e) : -1;
     if (r > 0) {
         code = ex.exit_code;
@@ -181,7 +185,7 @@ static void vm_ended_locked(struct hyprd *d, const char *id)
     d->recent_exits[slot].code = code;
     bool autoremove = json_is_true(json_object_get(row.config, "AutoRemove"));
     state_row_free(&row);
-    if (autoremove && !vm_busy_locked(d, id) && vm_destroy(d, id, &e) < 0)
+    if (autoremove && !vm_busy_locked(d, id) && vm_destroy(d, id, true, &e) < 0)
         daemon_report(&e, "remove VM %.12s", id);
     pthread_cond_broadcast(&d->cond);
 }
@@ -303,6 +307,8 @@ int lifecycle_reattach(struct hyprd *d, hypr_error_t *err)
                 if (state_set_running(d->db, v->id, shim, vmm, v->started_at ? v->started_at : time(NULL), &e) < 0)
                     daemon_report(&e, "record VM %.12s", v->id);
             watch_locked(d, v->id, shim, vmm);
+            if (netrt_vm_resume(d, v, &e) < 0)
+                daemon_report(&e, "published ports of VM %s", v->name);
             fprintf(stderr, "hyprd: re-attached VM %s (%.12s), vmm pid %d\n", v->name, v->id, (int)vmm);
         } else if (v->status == VM_RUNNING) {
             vm_ended_locked(d, v->id);
@@ -316,13 +322,7 @@ int lifecycle_reattach(struct hyprd *d, hypr_error_t *err)
 
 /* ---- start ---- */
 
-struct argv_b {
-    char **v;
-    size_t n, cap;
-    bool oom;
-};
-
-static void argv_add(struct argv_b *a, const char *s)
+void argv_add(struct argv_b *a, const char *s)
 {
     if (a->oom)
         return;
@@ -343,7 +343,7 @@ static void argv_add(struct argv_b *a, const char *s)
     a->v[++a->n] = NULL;
 }
 
-static void argv_free(struct argv_b *a)
+void argv_free(struct argv_b *a)
 {
     for (size_t i = 0; i < a->n; i++)
         free(a->v[i]);
@@ -399,6 +399,8 @@ static int vmm_argv(struct hyprd *d, const struct vm_row *v, const char *rootfs,
         argv_add(a, tty ? "--console-stdin" : "--stdin");
     if (d->cfg.no_sandbox)
         argv_add(a, "--no-sandbox");
+    if (vmspec_mount_args(d, v, a, err) < 0 || netrt_vm_prepare(d, v, a, err) < 0)
+        return -1;
     argv_add(a, "--");
     json_array_foreach(v->args, i, e)
         argv_add(a, json_string_value(e));
@@ -454,8 +456,15 @@ static int start_row(struct hyprd *d, const struct vm_row *v, hypr_error_t *err)
         hypr_error_wrap(err, "image %s of VM %s", v->image, v->name);
         goto out;
     }
-    if (vmm_argv(d, v, img.rootfs, &a, err) < 0)
+    pthread_mutex_lock(&d->lock);
+    int busy = vmspec_volumes_check_free(d, v, err);
+    pthread_mutex_unlock(&d->lock);
+    if (busy < 0)
         goto out;
+    if (vmm_argv(d, v, img.rootfs, &a, err) < 0) {
+        netrt_vm_down(d, v->id); /* whatever netrt_vm_prepare had set up */
+        goto out;
+    }
     struct shim_spawn sp = {
         .shim_path = d->cfg.shim_path,
         .vm_dir = dir,
@@ -465,8 +474,10 @@ static int start_row(struct hyprd *d, const struct vm_row *v, hypr_error_t *err)
         .stdin_pipe = json_is_true(json_object_get(v->config, "OpenStdin")),
         .argv = a.v,
     };
-    if (shim_spawn(&sp, &shim, &vmm, err) < 0)
+    if (shim_spawn(&sp, &shim, &vmm, err) < 0) {
+        netrt_vm_down(d, v->id);
         goto out;
+    }
 record:
     pthread_mutex_lock(&d->lock);
     if (state_set_running(d->db, v->id, shim, vmm, time(NULL), err) < 0) {
@@ -517,7 +528,8 @@ int vm_start(struct hyprd *d, const char *id, unsigned *status, hypr_error_t *er
         hypr_error_t e2 = NULL;
         if (state_set_error(d->db, id, (*err)->msg, &e2) < 0)
             hypr_error_free(&e2);
-        *status = 500;
+        /* a port or a volume someone else has: a conflict, not a failure */
+        *status = (*err)->status == EADDRINUSE || (*err)->status == EBUSY ? 409 : 500;
     }
     vm_busy_drop(d, id);
     pthread_mutex_unlock(&d->lock);

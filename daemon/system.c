@@ -9,6 +9,7 @@
 #include "daemon.h"
 #include "logs.h"
 #include "state.h"
+#include "volumes.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -307,11 +308,15 @@ int h_df(struct req *r)
             vreclaim += sz;
     }
     state_rows_free(rows, n);
-    return req_json(r, 200, json_pack("{s:{s:I,s:i,s:I,s:I},s:{s:I,s:i,s:I,s:I},s:{s:i,s:i}}", "Images", "Count",
-                                      (json_int_t)nu, "Active", active, "Size", (json_int_t)isize, "Reclaimable",
+    struct volumes_usage vu;
+    if (volumes_usage(r->d, &vu, &e) < 0)
+        return req_error_from(r, 500, &e);
+    return req_json(r, 200, json_pack("{s:{s:I,s:i,s:I,s:I},s:{s:I,s:i,s:I,s:I},s:{s:I,s:I,s:I,s:I}}", "Images",
+                                      "Count", (json_int_t)nu, "Active", active, "Size", (json_int_t)isize, "Reclaimable",
                                       (json_int_t)ireclaim, "Vms", "Count", (json_int_t)n, "Running", running,
                                       "Size", (json_int_t)vsize, "Reclaimable", (json_int_t)vreclaim, "Volumes",
-                                      "Count", 0, "Size", 0));
+                                      "Count", (json_int_t)vu.count, "Active", (json_int_t)vu.active, "Size",
+                                      (json_int_t)vu.bytes, "Reclaimable", (json_int_t)vu.reclaimable));
 }
 
 static void ignore_report(void *arg, const char *what, const char *obj)
@@ -341,7 +346,7 @@ int h_prune(struct req *r)
             continue;
         cleanup_free char *dir = vm_dir(d, rows[i].id);
         int64_t sz = dir ? logs_size(dir) : 0;
-        if (vm_destroy(d, rows[i].id, &e) < 0) {
+        if (vm_destroy(d, rows[i].id, false, &e) < 0) {
             daemon_report(&e, "prune VM %.12s", rows[i].id);
             continue;
         }
@@ -379,8 +384,12 @@ int h_prune(struct req *r)
         daemon_report(&e, "prune: open the store");
     }
     usage_free(u, nu);
-    return req_json(r, 200, json_pack("{s:o,s:o,s:I}", "VmsDeleted", vms, "ImagesDeleted", imgs, "SpaceReclaimed",
-                                      (json_int_t)reclaimed));
+    /* after the VMs: the anonymous volumes of the pruned VMs are unused now */
+    json_t *vols = json_array();
+    if (req_query_bool(r, "volumes") && volumes_prune(d, false, vols, &reclaimed, &e) < 0)
+        daemon_report(&e, "prune volumes");
+    return req_json(r, 200, json_pack("{s:o,s:o,s:o,s:I}", "VmsDeleted", vms, "ImagesDeleted", imgs,
+                                      "VolumesDeleted", vols, "SpaceReclaimed", (json_int_t)reclaimed));
 }
 
 /* ---- metrics ---- */

@@ -45,7 +45,20 @@ int req_find_vm(struct req *r, struct vm_row *row)
     return 0;
 }
 
+static json_t *vm_json_base(struct hyprd *d, const struct vm_row *v);
+
+/* The VM object of docs/api.md, with its NetworkSettings and Mounts. */
 static json_t *vm_json(struct hyprd *d, const struct vm_row *v)
+{
+    json_t *o = vm_json_base(d, v);
+    if (o) {
+        json_object_set_new(o, "NetworkSettings", netrt_vm_settings(d, v));
+        json_object_set_new(o, "Mounts", vmspec_mounts_json(d, v));
+    }
+    return o;
+}
+
+static json_t *vm_json_base(struct hyprd *d, const struct vm_row *v)
 {
     cleanup_free char *created = rfc3339(v->created_at);
     cleanup_free char *started = rfc3339(v->started_at);
@@ -199,7 +212,7 @@ int h_vms_create(struct req *r)
 {
     static const char *const fields[] = { "Image", "Name", "Cmd", "Entrypoint", "Env", "WorkingDir", "User",
                                           "Hostname", "Cpus", "Memory", "Tty", "OpenStdin", "AutoRemove", "Labels",
-                                          "Ports", "Volumes", NULL };
+                                          "Ports", "Volumes", "Networks", "Mounts", "Tmpfs", NULL };
     const char *image, *name, *wd, *user, *hostname;
     json_t *cmd, *entry, *env, *labels;
     int64_t cpus = 1, mem = MEM_DEFAULT;
@@ -235,12 +248,6 @@ int h_vms_create(struct req *r)
         if (*s == 0 || *s == '=')
             return req_error(r, 400, "field `Env`: `%s` is not KEY=VALUE", s);
     }
-    json_t *ports = json_object_get(r->body, "Ports"), *vols = json_object_get(r->body, "Volumes");
-    if ((ports && !json_is_null(ports) && !(json_is_array(ports) && json_array_size(ports) == 0)))
-        return req_error(r, 400, "published ports are not supported yet: hyprd has no networks in this version");
-    if ((vols && !json_is_null(vols) && !(json_is_array(vols) && json_array_size(vols) == 0)))
-        return req_error(r, 400, "volumes are not supported yet in this version");
-
     /* the image */
     hypr_error_t e = NULL;
     struct store *s = NULL;
@@ -258,6 +265,11 @@ int h_vms_create(struct req *r)
         return req_error(r, 404, "no such image: %s (pull it first)", image);
 
     json_t *ic = img.config;
+    struct vmspec spec = { 0 };
+    if (vmspec_parse(r, ic, mem, &spec) < 0) {
+        store_image_free(&img);
+        return 0;
+    }
     json_t *ep = entry ? json_deep_copy(entry) : string_array_or_empty(json_object_get(ic, "Entrypoint"));
     json_t *cm = cmd ? json_deep_copy(cmd) : entry ? json_array() : string_array_or_empty(json_object_get(ic, "Cmd"));
     json_t *args = json_array();
@@ -280,13 +292,25 @@ int h_vms_create(struct req *r)
         user = json_string_value(json_object_get(ic, "User"));
     char shortid[13];
     snprintf(shortid, sizeof(shortid), "%.12s", id);
-    json_t *config = json_pack("{s:O,s:O,s:o,s:s,s:s,s:s,s:b,s:b,s:I,s:I,s:[],s:[],s:b,s:o}", "Cmd", cm,
+    /* volumes first: anonymous ones get their names, which the config
+     * records; the lock is held from here to the insert so that no prune
+     * takes a volume in between (daemon/volumes.h) */
+    pthread_mutex_lock(&r->d->lock);
+    if (vmspec_volumes_acquire(r->d, spec.mounts, &e) < 0) {
+        pthread_mutex_unlock(&r->d->lock);
+        req_error_from(r, e && (e->status == EINVAL || e->status == ENOSPC) ? 400 : 500, &e);
+        goto out;
+    }
+    json_t *config = json_pack("{s:O,s:O,s:o,s:s,s:s,s:s,s:b,s:b,s:I,s:I,s:O,s:O,s:O,s:b,s:o}", "Cmd", cm,
                                "Entrypoint", ep, "Env", merge_env(json_object_get(ic, "Env"), env), "WorkingDir",
                                wd ? wd : "", "User", user ? user : "", "Hostname", hostname ? hostname : shortid,
                                "Tty", tty, "OpenStdin", open_stdin, "Cpus", (json_int_t)cpus, "Memory",
-                               (json_int_t)mem, "Ports", "Volumes", "AutoRemove", autoremove, "Labels",
+                               (json_int_t)mem, "Networks", spec.networks, "Ports", spec.ports, "Mounts",
+                               spec.mounts, "AutoRemove", autoremove, "Labels",
                                labels && json_is_object(labels) ? json_deep_copy(labels) : json_object());
     if (config == NULL) {
+        vmspec_volumes_release_anonymous(r->d, spec.mounts);
+        pthread_mutex_unlock(&r->d->lock);
         req_error(r, 500, "cannot build the VM config");
         goto out;
     }
@@ -296,7 +320,6 @@ int h_vms_create(struct req *r)
     v.config = config;
     v.args = args;
     v.created_at = time(NULL);
-    pthread_mutex_lock(&r->d->lock);
     for (int attempt = 0; attempt < 8; attempt++) {
         if (name == NULL)
             random_name(gen, sizeof(gen));
@@ -306,12 +329,18 @@ int h_vms_create(struct req *r)
             break;
         hypr_error_free(&e);
     }
-    if (ret == 0) {
+    if (ret == 0 && netrt_vm_attach(r->d, id, spec.networks, &e) < 0) {
+        hypr_error_t e2 = NULL;
+        if (state_delete(r->d->db, id, &e2) < 0)
+            hypr_error_free(&e2);
+        ret = -1;
+    } else if (ret == 0) {
         cleanup_free char *dir = vm_dir(r->d, id);
         if (dir == NULL || daemon_mkdir_p(dir, 0700, &e) < 0) { /* logs are followed from creation on */
             hypr_error_t e2 = NULL;
             if (state_delete(r->d->db, id, &e2) < 0)
                 hypr_error_free(&e2);
+            netrt_vm_detach(r->d, id);
             if (e == NULL)
                 hypr_error_make(&e, ENOMEM, "VM directory");
             ret = -1;
@@ -322,13 +351,21 @@ int h_vms_create(struct req *r)
     pthread_mutex_unlock(&r->d->lock);
     json_decref(config);
     if (ret < 0)
-        req_error_from(r, e && e->status == EEXIST ? 409 : 500, &e);
+        vmspec_volumes_release_anonymous(r->d, spec.mounts);
+    if (ret < 0)
+        req_error_from(r, !e                                                        ? 500
+                          : e->status == EEXIST || e->status == EADDRINUSE || e->status == ENOSPC ? 409
+                          : e->status == ENOENT                                     ? 404
+                          : e->status == EINVAL                                     ? 400
+                                                                                    : 500,
+                       &e);
     else
         req_json(r, 201, json_pack("{s:s,s:s,s:[]}", "Id", id, "Name", v.name, "Warnings"));
 out:
     json_decref(args);
     json_decref(ep);
     json_decref(cm);
+    vmspec_free(&spec);
     store_image_free(&img);
     return 0;
 }
@@ -544,7 +581,7 @@ int h_vm_remove(struct req *r)
     int ret = 0;
     if (g > 0 && now.status == VM_RUNNING)
         req_error(r, 409, "cannot remove VM %s: it was started again", v.name);
-    else if (g > 0 && (ret = vm_destroy(r->d, v.id, &e)) < 0)
+    else if (g > 0 && (ret = vm_destroy(r->d, v.id, req_query_bool(r, "v"), &e)) < 0)
         req_error_from(r, 500, &e);
     else if (g < 0)
         req_error_from(r, 500, &e);

@@ -2,8 +2,9 @@
 # scripts/demo.sh: `make demo` after the build. Boots the example workload
 # (examples/hello) in a microVM on hypr's own VMM, then starts the daemon
 # (hyprd), loads an OCI image into its store, runs it with `hypr run`, and
-# brings up two VMs (a web server and a worker) to exec into, read logs
-# from, stop and remove;
+# brings up two VMs on a network of their own (a web server with a
+# published port and a volume, and a worker that reaches it by name) to
+# exec into, read logs from, stop and remove;
 # through the QEMU test host when this machine's /dev/kvm cannot boot Linux.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,17 +36,26 @@ tests/kvmhost/vmrun bash -c '
     echo "demo: hypr run --rm busybox:latest (its Entrypoint/Cmd/User/WorkingDir applied)"
     bin/hypr run --rm busybox:latest
     echo
-    echo "demo: a small stack: a web server VM and a client VM, managed through hyprd"
-    bin/hypr run -d --name web busybox:latest "mkdir -p /tmp/www && echo hello from the web VM >/tmp/www/index.html && echo serving && httpd -f -p 8080 -h /tmp/www"
-    bin/hypr run -d --name worker busybox:latest "while true; do echo working; sleep 2; done"
+    echo "demo: a small stack on its own network: a web server VM (port 8080 published on the"
+    echo "      host at 127.0.0.1:8080) and a worker VM that reaches it by name"
+    bin/hypr network create app --subnet 10.89.0.0/24
+    bin/hypr volume create webdata
+    bin/hypr run -d --name web --network app -p 127.0.0.1:8080:8080 -v webdata:/www -u 0 busybox:latest "echo hello from the web VM, visit \$(date) >>/www/index.html && echo serving && httpd -f -p 8080 -h /www"
+    bin/hypr run -d --name worker --network app busybox:latest "while true; do echo GET / HTTP/1.0 | nc web 8080 | tail -1; sleep 2; done"
     bin/hypr ps
-    echo "demo: hypr exec web -- wget -qO- http://127.0.0.1:8080/   (inside the web VM)"
-    for i in $(seq 60); do bin/hypr exec web -- wget -qO- http://127.0.0.1:8080/ 2>/dev/null && break; sleep 1; done
+    echo "demo: curl http://127.0.0.1:8080/   (on the host, through the published port)"
+    for i in $(seq 60); do curl -sf http://127.0.0.1:8080/ && break; sleep 1; done
     echo "demo: hypr exec worker -- ps"
     bin/hypr exec worker -- ps
-    echo "demo: hypr logs --tail 3 worker"
+    echo "demo: hypr logs --tail 3 worker   (it fetches http://web:8080/ by name)"
+    sleep 3
     bin/hypr logs --tail 3 worker
+    bin/hypr network inspect app | grep -E "\"(Name|IPv4Address)\""
     bin/hypr stop -t 2 web worker
     bin/hypr ps -a
     bin/hypr rm web worker
+    echo "demo: the volume outlives the VM: a new VM reads what the web VM wrote"
+    bin/hypr run --rm -v webdata:/www busybox:latest "cat /www/index.html"
+    bin/hypr volume rm webdata
+    bin/hypr network rm app
 ' "$PWD" "$archive"

@@ -17,6 +17,8 @@ PKGS=(
   libcurl4-openssl-dev libsqlite3-dev libjansson-dev libssl-dev
   # hyprd: HTTP API; bench/api load generator
   libmicrohttpd-dev wrk
+  # networks: rtnetlink (net/); bench/net peer tool (inside the guest image)
+  libmnl-dev libnftables-dev iperf3 iproute2
   # image tests and benchmark peers: a local registry, image tools
   docker-registry umoci skopeo apache2-utils
   # image tests: the store checks (sqlite3), token server and fault proxy (python3, openssl), curl

@@ -116,5 +116,9 @@ int virtio_net_new(struct vm *vm, const char *tap_name, int tap_fd, const uint8_
  * listener (answered "OK <host port>\n"); a guest connecting to host port P
  * reaches a listener at "<uds_path>_P". */
 int virtio_vsock_new(struct vm *vm, uint64_t guest_cid, const char *uds_path, hypr_error_t *err);
+/* Shares host directory `dir` with the guest as virtio-fs tag `tag` (at
+ * most 36 bytes): mount -t virtiofs TAG TARGET. read_only: every modifying
+ * request fails with EROFS. */
+int virtio_fs_new(struct vm *vm, const char *dir, const char *tag, bool read_only, hypr_error_t *err);
 
 #endif

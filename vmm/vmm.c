@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -172,6 +173,34 @@ int vmm_write_initrd(const struct vmm_config *cfg, const char *path, hypr_error_
     return 0;
 }
 
+/* Creates the virtio-net device of n. With n->netns the calling thread
+ * enters that network namespace just to open the TAP (the open fd keeps
+ * working from any namespace), then returns to its own. */
+static int add_net(struct vm *vm, const struct vmm_net *n, hypr_error_t *err)
+{
+    const uint8_t *mac = n->has_mac ? n->mac : NULL;
+    if (n->netns == NULL)
+        return virtio_net_new(vm, n->tap, -1, mac, err);
+    cleanup_close int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (self < 0)
+        return hypr_error_make(err, errno, "open `/proc/thread-self/ns/net`");
+    cleanup_close int ns = open(n->netns, O_RDONLY | O_CLOEXEC);
+    if (ns < 0)
+        return hypr_error_make(err, errno, "open network namespace `%s`", n->netns);
+    if (setns(ns, CLONE_NEWNET) < 0)
+        return hypr_error_make(err, errno, "enter network namespace `%s`", n->netns);
+    int r = virtio_net_new(vm, n->tap, -1, mac, err);
+    if (setns(self, CLONE_NEWNET) < 0) {
+        int e = errno;
+        if (r < 0) /* err already says why the device failed; the caller gives up anyway */
+            return hypr_error_wrap(err, "in network namespace `%s`", n->netns);
+        return hypr_error_make(err, e, "return from network namespace `%s`", n->netns);
+    }
+    if (r < 0)
+        return hypr_error_wrap(err, "in network namespace `%s`", n->netns);
+    return 0;
+}
+
 static int add_devices(struct vm *vm, const struct vmm_config *cfg, hypr_error_t *err)
 {
     for (int i = 0; i < cfg->ndisks; i++)
@@ -181,9 +210,39 @@ static int add_devices(struct vm *vm, const struct vmm_config *cfg, hypr_error_t
         return -1;
     if (cfg->vsock_path && virtio_vsock_new(vm, cfg->guest_cid ? cfg->guest_cid : 3, cfg->vsock_path, err) < 0)
         return -1;
-    if (cfg->tap && virtio_net_new(vm, cfg->tap, -1, NULL, err) < 0)
-        return -1;
+    for (int i = 0; i < cfg->nshares; i++)
+        if (virtio_fs_new(vm, cfg->shares[i].dir, cfg->shares[i].tag, cfg->shares[i].read_only, err) < 0)
+            return hypr_error_wrap(err, "share %d", i);
+    for (int i = 0; i < cfg->nnets; i++)
+        if (add_net(vm, &cfg->nets[i], err) < 0)
+            return hypr_error_wrap(err, "network interface %d (TAP `%s`)", i, cfg->nets[i].tap);
     return 0;
+}
+
+/* Confines the process (sandbox.h), keeping at their paths, besides the
+ * working directory, the directories the running VM still uses: the vsock
+ * socket's (a guest-initiated stream connects to <path>_PORT, the listener
+ * is removed at teardown) and the shared ones (the file server's fds on
+ * them are re-opened in the new root). */
+static int apply_sandbox(const struct vmm_config *cfg, hypr_error_t *err)
+{
+    cleanup_free const char **keep = calloc((size_t)cfg->nshares + 2, sizeof(*keep));
+    cleanup_free char *vsock_dir = cfg->vsock_path ? strdup(cfg->vsock_path) : NULL;
+    size_t n = 0;
+    if (keep == NULL || (cfg->vsock_path && vsock_dir == NULL))
+        return hypr_error_make(err, ENOMEM, "sandbox");
+    if (vsock_dir) {
+        char *slash = strrchr(vsock_dir, '/');
+        if (slash == NULL)
+            strcpy(vsock_dir, ".");
+        else
+            slash[slash == vsock_dir] = 0; /* "/x.sock": "/" (which sandbox refuses to keep) */
+        keep[n++] = vsock_dir;
+    }
+    for (int i = 0; i < cfg->nshares; i++)
+        keep[n++] = cfg->shares[i].dir;
+    struct vmm_sandbox_opts o = { .shares = cfg->nshares > 0, .keep = keep };
+    return vmm_sandbox_apply(&o, err);
 }
 
 int vmm_run(const struct vmm_config *cfg, struct vmm_result *res, hypr_error_t *err)
@@ -243,7 +302,7 @@ int vmm_run(const struct vmm_config *cfg, struct vmm_result *res, hypr_error_t *
     if (cfg->sandbox) {
         close(vm.kvm_fd);
         vm.kvm_fd = -1;
-        if (vmm_sandbox_apply(err) < 0) {
+        if (apply_sandbox(cfg, err) < 0) {
             hypr_error_wrap(err, "sandbox");
             goto out;
         }

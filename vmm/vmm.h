@@ -22,6 +22,25 @@ struct vmm_disk {
     bool read_only;
 };
 
+/* A virtio-net device on an existing TAP interface (or one created when
+ * missing, which needs CAP_NET_ADMIN). With netns, the TAP is looked up in
+ * that network namespace (a path such as /run/netns/NAME): the calling
+ * thread enters it just to open the TAP, then returns to its own. */
+struct vmm_net {
+    const char *tap;     /* interface name */
+    const char *netns;   /* path of a network namespace, or NULL: the process's */
+    uint8_t mac[6];      /* the guest's MAC address when has_mac, else random */
+    bool has_mac;
+};
+
+/* A host directory shared through virtio-fs (virtio_fs.c), mounted by the
+ * guest as `mount -t virtiofs TAG TARGET`. */
+struct vmm_share {
+    const char *dir;     /* host directory */
+    const char *tag;     /* virtio-fs tag, at most 36 bytes */
+    bool read_only;      /* modifying requests fail with EROFS */
+};
+
 struct vmm_config {
     const char *kernel;            /* bzImage or ELF vmlinux (PVH) */
     const char *initrd;            /* the kestrel initramfs (cpio) */
@@ -30,9 +49,12 @@ struct vmm_config {
     uint64_t mem_mib;              /* guest RAM, MiB (>= 32) */
     const struct vmm_disk *disks;  /* disks[0] is the rootfs (/dev/vda) */
     int ndisks;
+    const struct vmm_share *shares; /* virtio-fs devices */
+    int nshares;
     const char *vsock_path;        /* Unix socket for the vsock device, or NULL */
     uint64_t guest_cid;            /* vsock CID (>= 3) */
-    const char *tap;               /* TAP interface for virtio-net, or NULL */
+    const struct vmm_net *nets;    /* virtio-net devices, created in this order */
+    int nnets;
     int console_out;               /* where guest console output goes (fd) */
     int console_in;                /* guest console input (fd), or -1 */
     const struct kestrel_config *agent; /* workload config for kestrel, or NULL */

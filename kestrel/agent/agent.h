@@ -1,6 +1,8 @@
 /* kestrel/agent/agent.h: internals of the guest agent kestrel (PID 1 of the
- * initramfs), shared by main.c (lifecycle, workload, server) and boot.c
- * (mounts, root switch, hostname, console, power-off). Guest only: these
+ * initramfs), shared by main.c (lifecycle, workload, server), boot.c
+ * (mounts, root switch, hostname, console, power-off), net.c (network
+ * interfaces, /etc/hosts, /etc/resolv.conf) and populate.c (filling new
+ * volumes). Guest only: these
  * functions mount filesystems and reboot, they never run on the host.
  * The boot sequence is described in docs/kestrel-protocol.md. */
 #ifndef KESTREL_AGENT_H
@@ -33,16 +35,38 @@ void boot_cmdline(void);
  * with a tmpfs upper layer, moves /dev, /proc and /sys into it and makes it
  * the root. root_dev "" keeps the initramfs as the root. */
 int boot_switch_root(const char *root_dev, hypr_error_t *err);
-/* /dev/pts, /dev/shm, /dev/mqueue, /run, /dev/fd & co, then the config's
- * extra mounts, inside the (new) root. */
+/* Inside the (new) root: /dev/pts, /dev/shm, /dev/mqueue, /run, /dev/fd &
+ * co; sethostname and the generated /etc files (netcfg_write_etc); then the
+ * config's extra mounts in order (a /dev/ source is waited for; x-populate
+ * fills an empty filesystem from the image); finally the generated /etc
+ * files that an extra mount hid are bind-mounted back over it. */
 int boot_container_mounts(const struct kestrel_config *c, hypr_error_t *err);
-/* sethostname, /etc/hostname, /etc/hosts when absent. */
-int boot_hostname(const char *hostname, hypr_error_t *err);
+/* Creates or truncates path (0644) and writes content. */
+int boot_write_file(const char *path, const char *content, hypr_error_t *err);
 /* Brings up the loopback interface. */
 int boot_loopback(hypr_error_t *err);
-/* sync, unmount the extra mounts (reverse order), remount / read-only. */
+/* sync, unmount the /etc files put back over a mount, the extra mounts
+ * (reverse order), remount / read-only. */
 void boot_teardown(const struct kestrel_config *c);
 /* Reports status on port 0x510 (outl) and reboots; never returns. */
 __attribute__((noreturn)) void boot_poweroff(int status);
+
+/* net.c. Writes /etc/hostname, /etc/hosts (localhost, each net address
+ * with hostname, or 127.0.1.1 without nets, then the host entries) and,
+ * when c has dns, /etc/resolv.conf (nameserver lines, search, options
+ * ndots:0) in the current root, replacing the image's files (in the
+ * overlay's upper layer). */
+int netcfg_write_etc(const struct kestrel_config *c, const char *hostname, hypr_error_t *err);
+/* Configures each net of c: the interface with that MAC (waited for up to
+ * 5 s) gets the address and netmask and is brought up; the first net with
+ * a gateway gives the default route. */
+int netcfg_up(const struct kestrel_config *c, hypr_error_t *err);
+
+/* populate.c. Whether the directory holds nothing but lost+found. */
+bool populate_is_empty(int dirfd);
+/* Copies the tree under src_dirfd into dst_dirfd (which must not hold the
+ * names being copied): types, hard links, owners, modes, times; the
+ * destination directory itself takes src's owner, mode and times. */
+int populate_copy(int src_dirfd, int dst_dirfd, hypr_error_t *err);
 
 #endif

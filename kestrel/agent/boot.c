@@ -1,6 +1,8 @@
 /* kestrel/agent/boot.c: what kestrel does to the guest before and after the
- * workload: mounts, the root switch, hostname, loopback, console mode, the
- * final unmount and the power-off with the exit status on port 0x510.
+ * workload: mounts (volumes filled by populate.c), the root switch,
+ * hostname and the generated /etc files (written by net.c), loopback,
+ * console mode, the final unmount and the power-off with the exit status
+ * on port 0x510.
  * Guest only (runs as PID 1). Contract in agent.h. */
 #include "agent.h"
 
@@ -25,6 +27,12 @@
 
 #define EXIT_STATUS_PORT 0x510 /* = VM_EXIT_STATUS_PORT in vmm/vm.h */
 #define ROOT_DEV_WAIT_MS 5000
+
+/* The files kestrel generates in /etc (netcfg_write_etc). When an extra
+ * mount covers them (a volume or tmpfs at /etc), kestrel bind-mounts its
+ * own back on top, as Docker does; etc_bound says which, for teardown. */
+static const char *const etc_files[] = {"/etc/hostname", "/etc/hosts", "/etc/resolv.conf" /* with dns */};
+static bool etc_bound[ARRAY_SIZE(etc_files)];
 
 bool agent_debug;
 
@@ -109,13 +117,13 @@ void boot_cmdline(void)
     }
 }
 
-/* Waits for the root device node: devtmpfs creates it asynchronously. */
-static int wait_for_dev(const char *dev, hypr_error_t *err)
+/* Waits for a device node: devtmpfs creates them asynchronously. */
+static int wait_for_dev(const char *dev, const char *what, hypr_error_t *err)
 {
     struct stat st;
     for (int waited = 0; stat(dev, &st) < 0; waited += 5) {
         if (errno != ENOENT || waited >= ROOT_DEV_WAIT_MS)
-            return hypr_error_make(err, errno, "root device `%s`", dev);
+            return hypr_error_make(err, errno, "%s `%s`", what, dev);
         struct timespec ts = {0, 5 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -129,7 +137,7 @@ int boot_switch_root(const char *root_dev, hypr_error_t *err)
         agent_log("no root device: the initramfs is the root");
         return 0;
     }
-    if (wait_for_dev(root_dev, err) < 0)
+    if (wait_for_dev(root_dev, "root device", err) < 0)
         return -1;
     if (mkdir("/mnt", 0755) < 0 && errno != EEXIST)
         return hypr_error_make(err, errno, "mkdir `/mnt`");
@@ -203,8 +211,10 @@ static const struct mount_flag mount_flags[] = {
     {"strictatime", MS_STRICTATIME, 0}, {"bind", MS_BIND, 0},      {"rbind", MS_BIND | MS_REC, 0},
 };
 
-/* Splits mount(8)-style options into flags and filesystem data. */
-static int parse_mount_options(const char *opts, unsigned long *flags, char **data, hypr_error_t *err)
+/* Splits mount(8)-style options into flags and filesystem data; the
+ * kestrel-only x-populate sets *populate. */
+static int parse_mount_options(const char *opts, unsigned long *flags, char **data, bool *populate,
+                               hypr_error_t *err)
 {
     cleanup_free char *copy = strdup(opts);
     size_t cap = strlen(opts) + 1;
@@ -214,8 +224,13 @@ static int parse_mount_options(const char *opts, unsigned long *flags, char **da
         return hypr_error_make(err, ENOMEM, "mount options");
     }
     *flags = 0;
+    *populate = false;
     for (char *save = NULL, *o = strtok_r(copy, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
         size_t i;
+        if (strcmp(o, KESTREL_MOUNT_POPULATE) == 0) {
+            *populate = true;
+            continue;
+        }
         for (i = 0; i < sizeof(mount_flags) / sizeof(mount_flags[0]); i++)
             if (strcmp(o, mount_flags[i].name) == 0)
                 break;
@@ -231,14 +246,40 @@ static int parse_mount_options(const char *opts, unsigned long *flags, char **da
     return 0;
 }
 
+/* With x-populate, an empty filesystem (nothing but lost+found) is first
+ * filled with what the root had at the target: image_dir, opened before
+ * the mount covered it. */
+static int populate_mount(const struct kestrel_mount *m, int image_dir, bool read_only, hypr_error_t *err)
+{
+    cleanup_close int vol = open(m->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (vol < 0)
+        return hypr_error_make(err, errno, "open `%s`", m->target);
+    if (!populate_is_empty(vol))
+        return 0;
+    if (read_only) {
+        agent_log("%s is empty but read-only: not filled from the image", m->target);
+        return 0;
+    }
+    if (populate_copy(image_dir, vol, err) < 0)
+        return hypr_error_wrap(err, "fill `%s` from the image", m->target);
+    agent_log("filled %s from the image", m->target);
+    return 0;
+}
+
 static int extra_mount(const struct kestrel_mount *m, hypr_error_t *err)
 {
     unsigned long flags = 0;
+    bool populate = false;
     cleanup_free char *data = NULL;
-    if (parse_mount_options(m->options, &flags, &data, err) < 0)
+    cleanup_close int image_dir = -1;
+    if (parse_mount_options(m->options, &flags, &data, &populate, err) < 0)
         return -1;
     if (kestrel_mkdir_p(m->target, 0755, err) < 0)
         return -1;
+    if (strncmp(m->source, "/dev/", 5) == 0 && wait_for_dev(m->source, "device", err) < 0)
+        return -1;
+    if (populate && (image_dir = open(m->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return hypr_error_make(err, errno, "open `%s`", m->target);
     const char *type = m->fstype[0] ? m->fstype : NULL;
     if (mount(m->source, m->target, type, flags, data[0] ? data : NULL) < 0)
         return hypr_error_make(err, errno, "mount `%s` on `%s`", m->source, m->target);
@@ -246,6 +287,33 @@ static int extra_mount(const struct kestrel_mount *m, hypr_error_t *err)
         mount(NULL, m->target, NULL, MS_REMOUNT | MS_BIND | (flags & ~(unsigned long)MS_REC), NULL) < 0)
         return hypr_error_make(err, errno, "remount `%s` read-only", m->target);
     agent_log("mounted %s on %s", m->source, m->target);
+    if (populate && populate_mount(m, image_dir, flags & MS_RDONLY, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* After the extra mounts: each generated /etc file that a mount hid is
+ * bind-mounted back from its fd (opened O_PATH before the mounts). */
+static int etc_rebind(const int fds[], hypr_error_t *err)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(etc_files); i++) {
+        struct stat mine, now;
+        char src[32];
+        if (fds[i] < 0 || fstat(fds[i], &mine) < 0)
+            continue;
+        if (stat(etc_files[i], &now) == 0 && now.st_dev == mine.st_dev && now.st_ino == mine.st_ino)
+            continue;
+        int fd = open(etc_files[i], O_RDONLY | O_CREAT | O_CLOEXEC, 0644); /* the mount point */
+        if (fd < 0) {
+            agent_log("cannot put `%s` back over the mount: %s", etc_files[i], strerror(errno));
+            continue; /* e.g. a read-only volume at /etc without the file */
+        }
+        close(fd);
+        snprintf(src, sizeof(src), "/proc/self/fd/%d", fds[i]);
+        if (mount(src, etc_files[i], NULL, MS_BIND, NULL) < 0)
+            return hypr_error_make(err, errno, "bind-mount `%s` over the mount", etc_files[i]);
+        etc_bound[i] = true;
+    }
     return 0;
 }
 
@@ -273,21 +341,31 @@ int boot_container_mounts(const struct kestrel_config *c, hypr_error_t *err)
     for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
         if (symlink(links[i][0], links[i][1]) < 0 && errno != EEXIST)
             return hypr_error_make(err, errno, "symlink `%s`", links[i][1]);
-    for (size_t i = 0; i < c->nmounts; i++)
-        if (extra_mount(&c->mounts[i], err) < 0)
-            return -1;
-    return 0;
+
+    const char *hostname = c->hostname ? c->hostname : KESTREL_DEFAULT_HOSTNAME;
+    if (sethostname(hostname, strlen(hostname)) < 0)
+        return hypr_error_make(err, errno, "sethostname `%s`", hostname);
+    if (netcfg_write_etc(c, hostname, err) < 0)
+        return -1;
+    int fds[ARRAY_SIZE(etc_files)];
+    for (size_t i = 0; i < ARRAY_SIZE(etc_files); i++)
+        fds[i] = c->nmounts && (i != 2 || c->ndns > 0) ? open(etc_files[i], O_PATH | O_CLOEXEC) : -1;
+    int ret = 0;
+    for (size_t i = 0; i < c->nmounts && ret == 0; i++)
+        ret = extra_mount(&c->mounts[i], err);
+    if (ret == 0 && c->nmounts)
+        ret = etc_rebind(fds, err);
+    for (size_t i = 0; i < ARRAY_SIZE(etc_files); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    return ret;
 }
 
-static int write_file(const char *path, const char *content, bool only_if_absent, hypr_error_t *err)
+int boot_write_file(const char *path, const char *content, hypr_error_t *err)
 {
-    int fl = O_WRONLY | O_CREAT | O_CLOEXEC | (only_if_absent ? O_EXCL : O_TRUNC);
-    int fd = open(path, fl, 0644);
-    if (fd < 0) {
-        if (only_if_absent && errno == EEXIST)
-            return 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
         return hypr_error_make(err, errno, "open `%s`", path);
-    }
     size_t n = strlen(content);
     ssize_t w = write(fd, content, n);
     int e = errno;
@@ -295,21 +373,6 @@ static int write_file(const char *path, const char *content, bool only_if_absent
     if (w != (ssize_t)n)
         return hypr_error_make(err, w < 0 ? e : EIO, "write `%s`", path);
     return 0;
-}
-
-int boot_hostname(const char *hostname, hypr_error_t *err)
-{
-    char buf[512];
-    if (sethostname(hostname, strlen(hostname)) < 0)
-        return hypr_error_make(err, errno, "sethostname `%s`", hostname);
-    if (kestrel_mkdir_p("/etc", 0755, err) < 0)
-        return -1;
-    snprintf(buf, sizeof(buf), "%s\n", hostname);
-    if (write_file("/etc/hostname", buf, false, err) < 0)
-        return -1;
-    snprintf(buf, sizeof(buf),
-             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", hostname);
-    return write_file("/etc/hosts", buf, true, err);
 }
 
 int boot_loopback(hypr_error_t *err)
@@ -330,6 +393,9 @@ int boot_loopback(hypr_error_t *err)
 void boot_teardown(const struct kestrel_config *c)
 {
     sync();
+    for (size_t i = 0; i < ARRAY_SIZE(etc_files); i++)
+        if (etc_bound[i])
+            umount2(etc_files[i], MNT_DETACH);
     for (size_t i = c->nmounts; i-- > 0;)
         if (umount2(c->mounts[i].target, 0) < 0)
             umount2(c->mounts[i].target, MNT_DETACH);

@@ -3,7 +3,8 @@
  *
  * Boot: mounts /proc, /sys, /dev; reads /kestrel.cfg (appended to the
  * initramfs by the VMM, see lib/config.h); switches to the rootfs (overlay
- * of the root device and a tmpfs); container mounts, hostname, loopback;
+ * of the root device and a tmpfs); container mounts, hostname and /etc
+ * files, volumes, loopback, network interfaces;
  * listens on vsock; starts the workload with OCI semantics (lib/spawn.h),
  * its stdin the console when the config says `tty` or `stdin`.
  * Then it serves requests (lib/server.h), reaps zombies and forwards
@@ -289,13 +290,14 @@ int main(int argc, char **argv)
     if (console_input_setup(&a.cfg, &err) < 0)
         agent_fatal(&err, KESTREL_EXIT_INTERNAL);
     if (boot_switch_root(a.cfg.root_dev ? a.cfg.root_dev : KESTREL_DEFAULT_ROOT_DEV, &err) < 0 ||
-        boot_container_mounts(&a.cfg, &err) < 0 ||
-        boot_hostname(a.cfg.hostname ? a.cfg.hostname : KESTREL_DEFAULT_HOSTNAME, &err) < 0)
+        boot_container_mounts(&a.cfg, &err) < 0)
         agent_fatal(&err, KESTREL_EXIT_INTERNAL);
     if (boot_loopback(&err) < 0) {
         agent_log("%s (ignored)", err->msg);
         hypr_error_free(&err);
     }
+    if (netcfg_up(&a.cfg, &err) < 0)
+        agent_fatal(&err, KESTREL_EXIT_INTERNAL);
 
     struct kestrel_server_opts so = {
         .env = a.cfg.env,

@@ -3,6 +3,7 @@
  * agent (decode). See config.h for the format and the invariants. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 
@@ -11,6 +12,105 @@
 #define VERSION_KEY "kestrel.cfg"
 
 static bool str_ok_abs(const char *s) { return s[0] == '/'; }
+
+static bool has_blank(const char *s) { return strpbrk(s, " \t\n\r\v\f") != NULL; }
+
+int kestrel_mac_parse(const char *s, uint8_t mac[6])
+{
+    for (int i = 0; i < 6; i++) {
+        unsigned v = 0;
+        for (int k = 0; k < 2; k++, s++) {
+            if (*s >= '0' && *s <= '9')
+                v = v * 16 + (unsigned)(*s - '0');
+            else if (*s >= 'a' && *s <= 'f')
+                v = v * 16 + (unsigned)(*s - 'a' + 10);
+            else if (*s >= 'A' && *s <= 'F')
+                v = v * 16 + (unsigned)(*s - 'A' + 10);
+            else
+                return -1;
+        }
+        mac[i] = (uint8_t)v;
+        if (*s++ != (i == 5 ? 0 : ':'))
+            return -1;
+    }
+    return 0;
+}
+
+static int parse_u32(const char *s, uint32_t *out);
+
+/* "a.b.c.d/prefix" with prefix 1..32 (no leading zero). */
+static int parse_cidr4(const char *s, struct in_addr *a, uint32_t *prefix)
+{
+    char ip[INET_ADDRSTRLEN];
+    const char *slash = strchr(s, '/');
+    if (slash == NULL || (size_t)(slash - s) >= sizeof(ip))
+        return -1;
+    memcpy(ip, s, (size_t)(slash - s));
+    ip[slash - s] = 0;
+    if (inet_pton(AF_INET, ip, a) != 1 || parse_u32(slash + 1, prefix) < 0 || *prefix < 1 || *prefix > 32)
+        return -1;
+    return 0;
+}
+
+static bool is_ip(const char *s)
+{
+    uint8_t buf[16];
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+static int validate_net(const struct kestrel_config *c, size_t i, hypr_error_t *err)
+{
+    const struct kestrel_net *n = &c->nets[i];
+    uint8_t mac[6], other[6];
+    struct in_addr addr, gw;
+    uint32_t prefix;
+    if (n->mac == NULL || n->addr == NULL)
+        return hypr_error_make(err, EINVAL, "config: net %zu has a NULL field", i);
+    if (kestrel_mac_parse(n->mac, mac) < 0)
+        return hypr_error_make(err, EINVAL, "config: net.mac `%s` is not a MAC address xx:xx:xx:xx:xx:xx", n->mac);
+    if (mac[0] & 1)
+        return hypr_error_make(err, EINVAL, "config: net.mac `%s` is a multicast address", n->mac);
+    for (size_t k = 0; k < i; k++)
+        if (kestrel_mac_parse(c->nets[k].mac, other) == 0 && memcmp(mac, other, 6) == 0)
+            return hypr_error_make(err, EINVAL, "config: net.mac `%s` appears twice", n->mac);
+    if (parse_cidr4(n->addr, &addr, &prefix) < 0)
+        return hypr_error_make(err, EINVAL, "config: net.addr `%s` is not an IPv4 address/prefix (1-32)", n->addr);
+    if (n->gw) {
+        uint32_t mask = htonl(prefix == 32 ? UINT32_MAX : ~(UINT32_MAX >> prefix));
+        if (inet_pton(AF_INET, n->gw, &gw) != 1)
+            return hypr_error_make(err, EINVAL, "config: net.gw `%s` is not an IPv4 address", n->gw);
+        if ((gw.s_addr & mask) != (addr.s_addr & mask) || gw.s_addr == addr.s_addr)
+            return hypr_error_make(err, EINVAL, "config: net.gw `%s` is not another address of `%s`'s subnet",
+                                   n->gw, n->addr);
+    }
+    return 0;
+}
+
+/* The resolver and hosts entries: what /etc/resolv.conf and /etc/hosts
+ * can hold, one per line. */
+static int validate_names(const struct kestrel_config *c, hypr_error_t *err)
+{
+    if ((c->ndns > 0 && c->dns == NULL) || (c->ndns_search > 0 && c->dns_search == NULL) ||
+        (c->nhosts > 0 && c->hosts == NULL))
+        return hypr_error_make(err, EINVAL, "config: dns, dns_search or hosts is NULL with entries");
+    for (size_t i = 0; i < c->ndns; i++)
+        if (c->dns[i] == NULL || !is_ip(c->dns[i]))
+            return hypr_error_make(err, EINVAL, "config: dns `%s` is not an IP address",
+                                   c->dns[i] ? c->dns[i] : "(null)");
+    for (size_t i = 0; i < c->ndns_search; i++) {
+        const char *d = c->dns_search[i];
+        if (d == NULL || d[0] == 0 || strlen(d) > 253 || has_blank(d))
+            return hypr_error_make(err, EINVAL, "config: dns_search `%s` is not a domain (1-253 bytes, no blanks)",
+                                   d ? d : "(null)");
+    }
+    for (size_t i = 0; i < c->nhosts; i++) {
+        const char *h = c->hosts[i], *sp = h ? strchr(h, ' ') : NULL;
+        if (sp == NULL || sp == h || !is_ip(sp + 1) ||
+            strpbrk(h, "\t\n\r\v\f") != NULL || memchr(h, ' ', (size_t)(sp - h)) != NULL)
+            return hypr_error_make(err, EINVAL, "config: host `%s` is not `NAME IP`", h ? h : "(null)");
+    }
+    return 0;
+}
 
 int kestrel_config_validate(const struct kestrel_config *c, hypr_error_t *err)
 {
@@ -48,7 +148,12 @@ int kestrel_config_validate(const struct kestrel_config *c, hypr_error_t *err)
         if (!str_ok_abs(m->target))
             return hypr_error_make(err, EINVAL, "config: mount target `%s` is not an absolute path", m->target);
     }
-    return 0;
+    if (c->nnets > 0 && c->nets == NULL)
+        return hypr_error_make(err, EINVAL, "config: nets is NULL with %zu entries", c->nnets);
+    for (size_t i = 0; i < c->nnets; i++)
+        if (validate_net(c, i, err) < 0)
+            return -1;
+    return validate_names(c, err);
 }
 
 /* ---- encode -------------------------------------------------------------- */
@@ -96,6 +201,18 @@ int kestrel_config_encode(const struct kestrel_config *c, uint8_t **buf, size_t 
         put_rec(&b, "mount.fstype", c->mounts[i].fstype);
         put_rec(&b, "mount.options", c->mounts[i].options);
     }
+    for (size_t i = 0; i < c->nnets; i++) {
+        put_rec(&b, "net.mac", c->nets[i].mac);
+        put_rec(&b, "net.addr", c->nets[i].addr);
+        if (c->nets[i].gw)
+            put_rec(&b, "net.gw", c->nets[i].gw);
+    }
+    for (size_t i = 0; i < c->ndns; i++)
+        put_rec(&b, "dns", c->dns[i]);
+    for (size_t i = 0; i < c->ndns_search; i++)
+        put_rec(&b, "dns_search", c->dns_search[i]);
+    for (size_t i = 0; i < c->nhosts; i++)
+        put_rec(&b, "host", c->hosts[i]);
     if (b.failed) {
         kbuf_free(&b);
         return hypr_error_make(err, ENOMEM, "encode config");
@@ -162,8 +279,10 @@ static const char *const mount_keys[4] = {"mount.source", "mount.target", "mount
 
 static int decode_records(const uint8_t *buf, size_t len, struct kestrel_config *c, hypr_error_t *err)
 {
-    size_t argv_cap = 0, env_cap = 0, mount_cap = 0;
+    size_t argv_cap = 0, env_cap = 0, mount_cap = 0, net_cap = 0, dns_cap = 0, search_cap = 0, host_cap = 0;
     size_t mount_field = 0; /* next expected mount.* record, 0..3 */
+    bool net_need_addr = false; /* after net.mac: net.addr must come next */
+    bool after_addr = false;    /* the previous record was net.addr: net.gw may come */
     bool seen_workdir = false, seen_user = false, seen_hostname = false, seen_root = false;
     bool seen_port = false, seen_tty = false, seen_stdin = false;
     size_t pos = 0, index = 0;
@@ -203,6 +322,10 @@ static int decode_records(const uint8_t *buf, size_t len, struct kestrel_config 
         if (mount_field != 0 && strcmp(key, mount_keys[mount_field]) != 0)
             return hypr_error_make(err, EINVAL, "config: `%s` expected after `%s`, got `%s`",
                                    mount_keys[mount_field], mount_keys[mount_field - 1], key);
+        if (net_need_addr && strcmp(key, "net.addr") != 0)
+            return hypr_error_make(err, EINVAL, "config: `net.addr` expected after `net.mac`, got `%s`", key);
+        bool gw_allowed = after_addr;
+        after_addr = false;
 
         if (strcmp(key, "argv") == 0) {
             if (push_str(&c->argv, &c->argc, &argv_cap, val, err) < 0)
@@ -266,6 +389,41 @@ static int decode_records(const uint8_t *buf, size_t len, struct kestrel_config 
             const char **fields[4] = {&m->source, &m->target, &m->fstype, &m->options};
             *fields[mount_field] = dup;
             mount_field = (mount_field + 1) % 4;
+        } else if (strcmp(key, "net.mac") == 0) {
+            if (c->nnets == net_cap) {
+                size_t nc = net_cap ? net_cap * 2 : 4;
+                struct kestrel_net *nn = realloc(c->nets, nc * sizeof(*nn));
+                if (nn == NULL)
+                    return hypr_error_make(err, ENOMEM, "decode config");
+                c->nets = nn;
+                net_cap = nc;
+            }
+            struct kestrel_net *n = &c->nets[c->nnets++];
+            memset(n, 0, sizeof(*n));
+            if ((n->mac = strdup(val)) == NULL)
+                return hypr_error_make(err, ENOMEM, "decode config");
+            net_need_addr = true;
+        } else if (strcmp(key, "net.addr") == 0) {
+            if (!net_need_addr)
+                return hypr_error_make(err, EINVAL, "config: `net.addr` without a preceding `net.mac`");
+            if ((c->nets[c->nnets - 1].addr = strdup(val)) == NULL)
+                return hypr_error_make(err, ENOMEM, "decode config");
+            net_need_addr = false;
+            after_addr = true;
+        } else if (strcmp(key, "net.gw") == 0) {
+            if (!gw_allowed)
+                return hypr_error_make(err, EINVAL, "config: `net.gw` not right after a `net.addr`");
+            if ((c->nets[c->nnets - 1].gw = strdup(val)) == NULL)
+                return hypr_error_make(err, ENOMEM, "decode config");
+        } else if (strcmp(key, "dns") == 0) {
+            if (push_str(&c->dns, &c->ndns, &dns_cap, val, err) < 0)
+                return -1;
+        } else if (strcmp(key, "dns_search") == 0) {
+            if (push_str(&c->dns_search, &c->ndns_search, &search_cap, val, err) < 0)
+                return -1;
+        } else if (strcmp(key, "host") == 0) {
+            if (push_str(&c->hosts, &c->nhosts, &host_cap, val, err) < 0)
+                return -1;
         } else {
             return hypr_error_make(err, EINVAL, "config: unknown key `%s`", key);
         }
@@ -274,6 +432,8 @@ static int decode_records(const uint8_t *buf, size_t len, struct kestrel_config 
         return hypr_error_make(err, EINVAL, "config: no version record");
     if (mount_field != 0)
         return hypr_error_make(err, EINVAL, "config: mount record incomplete, `%s` missing", mount_keys[mount_field]);
+    if (net_need_addr)
+        return hypr_error_make(err, EINVAL, "config: net record incomplete, `net.addr` missing");
     return kestrel_config_validate(c, err);
 }
 
@@ -311,5 +471,14 @@ void kestrel_config_free(struct kestrel_config *c)
         free((char *)c->mounts[i].options);
     }
     free(c->mounts);
+    for (size_t i = 0; i < c->nnets; i++) {
+        free((char *)c->nets[i].mac);
+        free((char *)c->nets[i].addr);
+        free((char *)c->nets[i].gw);
+    }
+    free(c->nets);
+    free_strv(c->dns, c->ndns);
+    free_strv(c->dns_search, c->ndns_search);
+    free_strv(c->hosts, c->nhosts);
     memset(c, 0, sizeof(*c));
 }

@@ -11,9 +11,11 @@
  * of NUL-terminated records "key=value". The first record is
  * "kestrel.cfg=1" (the format version). Values may hold any byte but NUL.
  * Keys: argv (repeated, in order, at least one), env (repeated,
- * "KEY=VALUE"), workdir, user, hostname, root_dev, vsock_port, tty, stdin, and
+ * "KEY=VALUE"), workdir, user, hostname, root_dev, vsock_port, tty, stdin,
  * per extra mount the four records mount.source, mount.target,
- * mount.fstype, mount.options in that order. A key absent means the
+ * mount.fstype, mount.options in that order, per network interface the
+ * records net.mac, net.addr and optionally net.gw in that order, and dns,
+ * dns_search, host (each repeated). A key absent means the
  * default; a singleton key may appear once. Decoding is strict: any other
  * key, a missing or wrong version, a value out of range or a record without
  * its NUL is an error that names the problem. */
@@ -44,13 +46,31 @@ struct kestrel_mount {
     const char *source, *target, *fstype, *options;
 };
 
+/* A mount option only kestrel understands (removed before mount(2)): when
+ * the mounted filesystem is empty (nothing but lost+found), kestrel first
+ * copies into it what the root has at the target, as Docker fills a new
+ * volume from the image. Skipped on a read-only mount. */
+#define KESTREL_MOUNT_POPULATE "x-populate"
+
+/* A network interface kestrel configures: the one whose hardware address
+ * is mac gets the IPv4 address addr and is brought up; the first interface
+ * with a gw gives the default route. mac is "xx:xx:xx:xx:xx:xx" (hex,
+ * either case, unicast), addr "a.b.c.d/prefix" (prefix 1..32), gw NULL or
+ * "a.b.c.d" inside addr's subnet. */
+struct kestrel_net {
+    const char *mac, *addr, *gw;
+};
+
 /* Invariants of a valid config (checked by encode and decode):
  * argc >= 1 and argv[0..argc) non-NULL (argv[argc] is NULL after decode);
  * every env entry has an '=' after a non-empty name; workdir, when set, is
  * absolute; user and hostname, when set, are non-empty, hostname at most 64
  * bytes; root_dev is NULL (default), "" (no disk: the initramfs stays the
  * root) or an absolute path; vsock_port is 0 (default) or a port below
- * 0xffffffff. */
+ * 0xffffffff; nets as described above, no MAC twice; every dns entry an
+ * IPv4 or IPv6 address; every dns_search entry a domain of 1 to 253 bytes
+ * without blanks; every host entry "NAME IP" (one space; NAME non-empty
+ * without blanks, IP IPv4 or IPv6). */
 struct kestrel_config {
     char **argv;
     size_t argc;           /* full argv of the workload (Entrypoint+Cmd) */
@@ -66,6 +86,14 @@ struct kestrel_config {
                             * console in canonical mode without echo (^D = EOF) */
     struct kestrel_mount *mounts; /* extra mounts, may be NULL when nmounts is 0 */
     size_t nmounts;
+    struct kestrel_net *nets;     /* interfaces to configure, may be NULL when nnets is 0 */
+    size_t nnets;
+    char **dns;                   /* nameservers for /etc/resolv.conf (written only when ndns > 0) */
+    size_t ndns;
+    char **dns_search;            /* search domains for /etc/resolv.conf */
+    size_t ndns_search;
+    char **hosts;                 /* extra /etc/hosts entries, "NAME IP" */
+    size_t nhosts;
 };
 
 /* Serializes c into a new buffer (*buf, *len; caller frees *buf). */
@@ -77,6 +105,9 @@ int kestrel_config_decode(const uint8_t *buf, size_t len, struct kestrel_config 
 void kestrel_config_free(struct kestrel_config *c);
 /* Checks the invariants above. */
 int kestrel_config_validate(const struct kestrel_config *c, hypr_error_t *err);
+/* Parses "xx:xx:xx:xx:xx:xx" (hex digits in either case) into mac.
+ * Returns 0, or -1 when s is not exactly that. */
+int kestrel_mac_parse(const char *s, uint8_t mac[6]);
 /* Host only (host_config_cpio.c, libarchive): a newc cpio archive holding
  * the encoded config as "kestrel.cfg", mode 0600, owned by root. Its length
  * is a multiple of 4 so it can be appended to another archive whose length

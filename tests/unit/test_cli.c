@@ -21,6 +21,7 @@
 #include "../../cli/client.h"
 #include "../../cli/flags.h"
 #include "../../cli/format.h"
+#include "../../cli/runspec.h"
 #include "../../cli/stream.h"
 #include "../../cli/table.h"
 #include "../../cli/tarstream.h"
@@ -686,6 +687,210 @@ TEST(client_against_a_server)
     CHECKF(rc < 0 && status == 0 && strcmp(err->msg, want) == 0, "%s", err ? err->msg : "no error");
 }
 
+/* ---- run: -p, -v, --mount, --tmpfs, --network (cli/runspec.c) ---- */
+
+static char *dump(json_t *j)
+{
+    return j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+}
+
+TEST(publish_specs)
+{
+    static const struct {
+        const char *spec, *want;
+    } good[] = {
+        { "80", "[{\"GuestPort\":80,\"HostIp\":\"0.0.0.0\",\"HostPort\":0,\"Protocol\":\"tcp\"}]" },
+        { "8080:80", "[{\"GuestPort\":80,\"HostIp\":\"0.0.0.0\",\"HostPort\":8080,\"Protocol\":\"tcp\"}]" },
+        { "127.0.0.1:8080:80/udp",
+          "[{\"GuestPort\":80,\"HostIp\":\"127.0.0.1\",\"HostPort\":8080,\"Protocol\":\"udp\"}]" },
+        { "127.0.0.1::53/udp", "[{\"GuestPort\":53,\"HostIp\":\"127.0.0.1\",\"HostPort\":0,\"Protocol\":\"udp\"}]" },
+        { "0:80", "[{\"GuestPort\":80,\"HostIp\":\"0.0.0.0\",\"HostPort\":0,\"Protocol\":\"tcp\"}]" },
+        { "8080-8081:80-81", "[{\"GuestPort\":80,\"HostIp\":\"0.0.0.0\",\"HostPort\":8080,\"Protocol\":\"tcp\"},"
+                             "{\"GuestPort\":81,\"HostIp\":\"0.0.0.0\",\"HostPort\":8081,\"Protocol\":\"tcp\"}]" },
+        { "90-91", "[{\"GuestPort\":90,\"HostIp\":\"0.0.0.0\",\"HostPort\":0,\"Protocol\":\"tcp\"},"
+                   "{\"GuestPort\":91,\"HostIp\":\"0.0.0.0\",\"HostPort\":0,\"Protocol\":\"tcp\"}]" },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+        json_t *ports = json_array();
+        cleanup_error hypr_error_t err = NULL;
+        int rc = cli_parse_publish(good[i].spec, ports, &err);
+        cleanup_free char *got = dump(ports);
+        json_decref(ports);
+        CHECKF(rc == 0 && strcmp(got, good[i].want) == 0, "%s -> %s", good[i].spec, rc == 0 ? got : err->msg);
+    }
+    static const struct {
+        const char *spec, *says;
+    } bad[] = {
+        { "", "guest port" },          { "x", "guest port" },           { "0", "guest port" },
+        { "70000", "guest port" },     { "80/sctp", "protocol" },       { "8080:", "guest port" },
+        { ":80", "no host port" },     { "1.2.3:80:80", "IPv4" },       { "[::1]:80:80", "IPv6" },
+        { "a:b:c:d", "IPv6" },         { "x:80", "host port" },         { "80-79", "guest port" },
+        { "8080-8082:80-81", "same length" }, { "0-1:80-81", "cannot start at 0" }, { "1-2000", "at most" },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        json_t *ports = json_array();
+        cleanup_error hypr_error_t err = NULL;
+        int rc = cli_parse_publish(bad[i].spec, ports, &err);
+        size_t n = json_array_size(ports);
+        json_decref(ports);
+        CHECKF(rc < 0 && n == 0 && strstr(err->msg, "--publish") && strstr(err->msg, bad[i].says),
+               "`%s`: %s", bad[i].spec, rc < 0 ? err->msg : "accepted");
+    }
+}
+
+TEST(volume_specs)
+{
+    static const struct {
+        const char *spec, *want;
+    } good[] = {
+        { "/data", "/data" },           { "data:/data", "data:/data" },         { "data:/data:ro", "data:/data:ro" },
+        { "data:/data:rw", "data:/data" }, { "/srv/x:/x", "/srv/x:/x" },       { "my.vol_1-2:/v", "my.vol_1-2:/v" },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+        json_t *v = NULL;
+        cleanup_error hypr_error_t err = NULL;
+        int rc = cli_parse_volume(good[i].spec, &v, &err);
+        bool ok = rc == 0 && strcmp(json_string_value(v), good[i].want) == 0;
+        json_decref(v);
+        CHECKF(ok, "%s: %s", good[i].spec, rc == 0 ? "wrong string" : err->msg);
+    }
+    static const char *const bad[] = { "", "data", "/", "data:/", "data:rel", ":/x", "./x:/x", "a b:/x",
+                                       "/a:/b:z", "/a:/b:ro:x", "/a:/b:ro,z" };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        json_t *v = NULL;
+        cleanup_error hypr_error_t err = NULL;
+        int rc = cli_parse_volume(bad[i], &v, &err);
+        CHECKF(rc < 0 && v == NULL && strstr(err->msg, "--volume"), "`%s` accepted", bad[i]);
+    }
+}
+
+TEST(mount_and_tmpfs_specs)
+{
+    static const struct {
+        const char *spec, *want;
+    } good[] = {
+        { "type=volume,source=data,target=/data",
+          "{\"ReadOnly\":false,\"Source\":\"data\",\"Target\":\"/data\",\"Type\":\"volume\"}" },
+        { "target=/anon", "{\"ReadOnly\":false,\"Source\":\"\",\"Target\":\"/anon\",\"Type\":\"volume\"}" },
+        { "type=bind,src=/srv,dst=/srv,readonly",
+          "{\"ReadOnly\":true,\"Source\":\"/srv\",\"Target\":\"/srv\",\"Type\":\"bind\"}" },
+        { "type=bind,source=/a,destination=/b,ro=false",
+          "{\"ReadOnly\":false,\"Source\":\"/a\",\"Target\":\"/b\",\"Type\":\"bind\"}" },
+        { "type=tmpfs,target=/run,tmpfs-size=64m",
+          "{\"ReadOnly\":false,\"Size\":67108864,\"Source\":\"\",\"Target\":\"/run\",\"Type\":\"tmpfs\"}" },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+        json_t *m = NULL;
+        cleanup_error hypr_error_t err = NULL;
+        int rc = cli_parse_mount(good[i].spec, &m, &err);
+        cleanup_free char *got = dump(m);
+        json_decref(m);
+        CHECKF(rc == 0 && strcmp(got, good[i].want) == 0, "%s -> %s", good[i].spec, rc == 0 ? got : err->msg);
+    }
+    static const char *const bad[] = {
+        "",   "type=volume",  "target=rel",  "target=/",  "type=nfs,target=/x", "type=bind,target=/x",
+        "type=bind,source=rel,target=/x", "type=tmpfs,source=x,target=/x", "source=a b,target=/x",
+        "target=/x,tmpfs-size=1m", "type=tmpfs,target=/x,tmpfs-size=lots", "target=/x,readonly=maybe",
+        "target=/x,bogus=1", "target",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        json_t *m = NULL;
+        cleanup_error hypr_error_t err = NULL;
+        int rc = cli_parse_mount(bad[i], &m, &err);
+        CHECKF(rc < 0 && m == NULL && strstr(err->msg, "--mount"), "`%s` accepted", bad[i]);
+    }
+    json_t *t = json_object();
+    cleanup_error hypr_error_t err = NULL;
+    bool ok = cli_parse_tmpfs("/run", t, &err) == 0 && cli_parse_tmpfs("/tmp:size=64m,mode=1777", t, &err) == 0;
+    cleanup_free char *got = dump(t);
+    ok = ok && strcmp(got, "{\"/run\":\"\",\"/tmp\":\"size=64m,mode=1777\"}") == 0;
+    ok = ok && cli_parse_tmpfs("/run:size=1m", t, &err) < 0 && strstr(err->msg, "twice");
+    hypr_error_free(&err);
+    ok = ok && cli_parse_tmpfs("rel", t, &err) < 0 && strstr(err->msg, "--tmpfs");
+    hypr_error_free(&err);
+    ok = ok && cli_parse_tmpfs("/", t, &err) < 0;
+    json_decref(t);
+    CHECKF(ok, "%s", got ? got : "?");
+}
+
+TEST(network_flags)
+{
+    struct cli_strv names = { 0 }, aliases = { 0 };
+    cleanup_error hypr_error_t err = NULL;
+    json_t *n = NULL;
+    bool ok = cli_parse_networks(&names, &aliases, NULL, &n, &err) == 0 && n == NULL;
+    cli_strv_push(&names, "none", NULL);
+    ok = ok && cli_parse_networks(&names, &aliases, NULL, &n, &err) == 0 && json_array_size(n) == 0 &&
+         json_is_array(n);
+    json_decref(n);
+    ok = ok && cli_parse_networks(&names, &aliases, "10.0.0.2", &n, &err) < 0 && strstr(err->msg, "none");
+    hypr_error_free(&err);
+    cli_strv_push(&names, "app", NULL);
+    ok = ok && cli_parse_networks(&names, &aliases, NULL, &n, &err) < 0 && strstr(err->msg, "none");
+    hypr_error_free(&err);
+    names.v[0] = "app";
+    ok = ok && cli_parse_networks(&names, &aliases, NULL, &n, &err) < 0 && strstr(err->msg, "twice");
+    hypr_error_free(&err);
+    names.v[1] = "back";
+    cli_strv_push(&aliases, "db", NULL);
+    ok = ok && cli_parse_networks(&names, &aliases, "10.89.0.10", &n, &err) == 0;
+    cleanup_free char *got = dump(n);
+    json_decref(n);
+    ok = ok && got && strcmp(got, "[{\"Aliases\":[\"db\"],\"IPv4Address\":\"10.89.0.10\",\"Name\":\"app\"},"
+                                  "{\"Aliases\":[],\"Name\":\"back\"}]") == 0;
+    ok = ok && cli_parse_networks(&names, &aliases, "10.89.0", &n, &err) < 0 && strstr(err->msg, "--ip");
+    hypr_error_free(&err);
+    aliases.v[0] = "-x";
+    ok = ok && cli_parse_networks(&names, &aliases, NULL, &n, &err) < 0 && strstr(err->msg, "--network-alias");
+    hypr_error_free(&err);
+    cli_strv_free(&names); /* an alias alone: for the default network */
+    aliases.v[0] = "web";
+    ok = ok && cli_parse_networks(&names, &aliases, NULL, &n, &err) == 0;
+    cleanup_free char *got2 = dump(n);
+    json_decref(n);
+    ok = ok && got2 && strcmp(got2, "[{\"Aliases\":[\"web\"],\"Name\":\"default\"}]") == 0;
+    cli_strv_free(&aliases);
+    CHECKF(ok, "%s | %s | %s", got ? got : "-", got2 ? got2 : "-", err ? err->msg : "");
+}
+
+TEST(run_body_storage_and_network_flags)
+{
+    struct cli_run_opts o = { 0 };
+    cleanup_error hypr_error_t err = NULL;
+    json_t *b = NULL;
+    cli_strv_push(&o.pos, "busybox", NULL);
+    cli_strv_push(&o.ports, "127.0.0.1:8080-8081:80-81", NULL);
+    cli_strv_push(&o.volumes, "data:/data:rw", NULL);
+    cli_strv_push(&o.volumes, "/anon", NULL);
+    cli_strv_push(&o.mounts, "type=tmpfs,target=/scratch,tmpfs-size=1m", NULL);
+    cli_strv_push(&o.tmpfs, "/run:size=8m", NULL);
+    cli_strv_push(&o.networks, "app", NULL);
+    cli_strv_push(&o.network_aliases, "db", NULL);
+    int rc = cli_run_body(&o, &b, &err);
+    cleanup_free char *got = rc == 0 ? json_dumps(b, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(b);
+    const char *want =
+        "{\"AutoRemove\":false,\"Env\":[],\"Image\":\"busybox\",\"Labels\":{},"
+        "\"Mounts\":[{\"ReadOnly\":false,\"Size\":1048576,\"Source\":\"\",\"Target\":\"/scratch\",\"Type\":\"tmpfs\"}],"
+        "\"Networks\":[{\"Aliases\":[\"db\"],\"Name\":\"app\"}],\"OpenStdin\":false,"
+        "\"Ports\":[{\"GuestPort\":80,\"HostIp\":\"127.0.0.1\",\"HostPort\":8080,\"Protocol\":\"tcp\"},"
+        "{\"GuestPort\":81,\"HostIp\":\"127.0.0.1\",\"HostPort\":8081,\"Protocol\":\"tcp\"}],"
+        "\"Tmpfs\":{\"/run\":\"size=8m\"},\"Tty\":false,\"Volumes\":[\"data:/data\",\"/anon\"]}";
+    bool good = rc == 0 && strcmp(got, want) == 0;
+    /* a bad value of any of them refuses the whole body, naming the flag */
+    o.volumes.v[1] = "rel";
+    rc = cli_run_body(&o, &b, &err);
+    good = good && rc < 0 && b == NULL && strstr(err->msg, "--volume `rel`");
+    cli_strv_free(&o.pos);
+    cli_strv_free(&o.ports);
+    cli_strv_free(&o.volumes);
+    cli_strv_free(&o.mounts);
+    cli_strv_free(&o.tmpfs);
+    cli_strv_free(&o.networks);
+    cli_strv_free(&o.network_aliases);
+    CHECKF(good, "%s", got ? got : err ? err->msg : "?");
+}
+
 int main(void)
 {
     RUN(flags_docker_forms);
@@ -708,5 +913,10 @@ int main(void)
     RUN(client_endpoints);
     RUN(tar_stream_of_a_directory);
     RUN(client_against_a_server);
+    RUN(publish_specs);
+    RUN(volume_specs);
+    RUN(mount_and_tmpfs_specs);
+    RUN(network_flags);
+    RUN(run_body_storage_and_network_flags);
     return test_exit();
 }

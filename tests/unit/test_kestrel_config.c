@@ -242,6 +242,157 @@ TEST(truncations_are_safe)
     CHECKF(failures == len - 4, "%zu of %zu truncations decoded", len - failures, len);
 }
 
+/* Network keys: exact encoding (order: mounts, nets, dns, dns_search,
+ * host), and the decoded values back. */
+TEST(roundtrip_net)
+{
+    char *argv[] = {"x", NULL};
+    struct kestrel_net nets[] = {
+        {"02:00:00:00:00:01", "10.77.0.2/24", "10.77.0.1"},
+        {"0A:bC:00:00:00:02", "192.168.1.5/32", NULL},
+    };
+    char *dns[] = {"10.77.0.1", "2001:db8::53", NULL};
+    char *search[] = {"example.com", "corp", NULL};
+    char *hosts[] = {"b 10.77.0.3", "v6 ::1", NULL};
+    struct kestrel_mount m = {"/dev/vdb", "/data", "ext4", "rw," KESTREL_MOUNT_POPULATE};
+    struct kestrel_config in = {
+        .argv = argv, .argc = 1, .mounts = &m, .nmounts = 1, .nets = nets, .nnets = 2,
+        .dns = dns, .ndns = 2, .dns_search = search, .ndns_search = 2, .hosts = hosts, .nhosts = 2,
+    };
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    hypr_error_t err = NULL;
+    CHECKF(kestrel_config_encode(&in, &buf, &len, &err) == 0, "%s", err ? err->msg : "");
+    static const char want[] = REC("kestrel.cfg=1") REC("argv=x") REC("mount.source=/dev/vdb")
+        REC("mount.target=/data") REC("mount.fstype=ext4") REC("mount.options=rw,x-populate")
+        REC("net.mac=02:00:00:00:00:01") REC("net.addr=10.77.0.2/24") REC("net.gw=10.77.0.1")
+        REC("net.mac=0A:bC:00:00:00:02") REC("net.addr=192.168.1.5/32") REC("dns=10.77.0.1")
+        REC("dns=2001:db8::53") REC("dns_search=example.com") REC("dns_search=corp") REC("host=b 10.77.0.3")
+        REC("host=v6 ::1");
+    bool exact = len == sizeof(want) - 1 && memcmp(buf, want, len) == 0;
+    struct kestrel_config out;
+    int r = kestrel_config_decode(buf, len, &out, &err);
+    free(buf);
+    CHECK(exact);
+    CHECKF(r == 0, "%s", err ? err->msg : "");
+    bool ok = out.nnets == 2 && out.ndns == 2 && out.ndns_search == 2 && out.nhosts == 2 && out.dns[2] == NULL &&
+              out.dns_search[2] == NULL && out.hosts[2] == NULL && out.nmounts == 1;
+    for (size_t i = 0; ok && i < 2; i++)
+        ok = same_str(out.nets[i].mac, nets[i].mac) && same_str(out.nets[i].addr, nets[i].addr) &&
+             same_str(out.nets[i].gw, nets[i].gw) && same_str(out.dns[i], dns[i]) &&
+             same_str(out.dns_search[i], search[i]) && same_str(out.hosts[i], hosts[i]);
+    kestrel_config_free(&out);
+    CHECK(ok);
+    CHECK(out.nets == NULL && out.nnets == 0 && out.dns == NULL && out.hosts == NULL);
+}
+
+TEST(mac_parse)
+{
+    uint8_t mac[6];
+    CHECK(kestrel_mac_parse("02:aB:cd:EF:00:ff", mac) == 0);
+    CHECK(mac[0] == 0x02 && mac[1] == 0xab && mac[2] == 0xcd && mac[3] == 0xef && mac[4] == 0 && mac[5] == 0xff);
+    CHECK(kestrel_mac_parse("02:ab:cd:ef:00", mac) < 0);
+    CHECK(kestrel_mac_parse("02:ab:cd:ef:00:ff:", mac) < 0);
+    CHECK(kestrel_mac_parse("02:ab:cd:ef:00:fff", mac) < 0);
+    CHECK(kestrel_mac_parse("02-ab-cd-ef-00-ff", mac) < 0);
+    CHECK(kestrel_mac_parse("2:ab:cd:ef:00:ff", mac) < 0);
+    CHECK(kestrel_mac_parse("02:ab:cd:ef:00:fg", mac) < 0);
+    CHECK(kestrel_mac_parse("", mac) < 0);
+}
+
+#define NET(mac, addr) REC("net.mac=" mac) REC("net.addr=" addr)
+#define V1 REC("kestrel.cfg=1") REC("argv=x")
+
+TEST(rejects_bad_net)
+{
+    /* grouping: net.mac, net.addr, then at most one net.gw */
+    DEC_FAILS(V1 REC("net.addr=10.0.0.2/24"), "`net.addr` without a preceding `net.mac`");
+    DEC_FAILS(V1 REC("net.mac=02:00:00:00:00:01") REC("argv=y"), "`net.addr` expected after `net.mac`, got `argv`");
+    DEC_FAILS(V1 REC("net.mac=02:00:00:00:00:01") REC("net.gw=10.0.0.1"), "`net.addr` expected");
+    DEC_FAILS(V1 REC("net.mac=02:00:00:00:00:01"), "net record incomplete");
+    DEC_FAILS(V1 REC("net.gw=10.0.0.1"), "`net.gw` not right after a `net.addr`");
+    DEC_FAILS(V1 NET("02:00:00:00:00:01", "10.0.0.2/24") REC("argv=y") REC("net.gw=10.0.0.1"), "not right after");
+    DEC_FAILS(V1 NET("02:00:00:00:00:01", "10.0.0.2/24") REC("net.gw=10.0.0.1") REC("net.gw=10.0.0.3"),
+              "not right after");
+    DEC_FAILS(V1 REC("net.mask=1"), "unknown key `net.mask`");
+    /* values */
+    DEC_FAILS(V1 NET("02:00:00:00:00", "10.0.0.2/24"), "net.mac `02:00:00:00:00` is not a MAC address");
+    DEC_FAILS(V1 NET("01:00:5e:00:00:01", "10.0.0.2/24"), "multicast");
+    DEC_FAILS(V1 NET("02:00:00:00:00:01", "10.0.0.2/24") NET("02:00:00:00:00:01", "10.0.1.2/24"), "appears twice");
+    DEC_FAILS(V1 NET("02:00:00:00:00:0a", "10.0.0.2/24") NET("02:00:00:00:00:0A", "10.0.1.2/24"), "appears twice");
+    DEC_FAILS(V1 NET("02:00:00:00:00:01", "10.0.0.2"), "net.addr `10.0.0.2` is not an IPv4 address/prefix");
+    DEC_FAILS(V1 NET("02:00:00:00:00:01", "10.0.0.2/0"), "net.addr");
+    DEC_FAILS(V1 NET("02:00:00:00:00:01", "10.0.0.2/33"), "net.addr");
+    DEC_FAILS(V1 NET("02:00:00:00:00:01", "10.0.0.2/024"), "net.addr");
+    DEC_FAILS(V1 NET("02:00:00:00:00:01", "10.0.0.2/"), "net.addr");
+    DEC_FAILS(V1 NET("02:00:00:00:00:01", "10.0.0.256/24"), "net.addr");
+    DEC_FAILS(V1 NET("02:00:00:00:00:01", "fd00::2/64"), "net.addr");
+    DEC_FAILS(V1 NET("02:00:00:00:00:01", "10.0.0.2/24") REC("net.gw=gateway"), "net.gw `gateway` is not an IPv4");
+    DEC_FAILS(V1 NET("02:00:00:00:00:01", "10.0.0.2/24") REC("net.gw=10.0.1.1"), "not another address of");
+    DEC_FAILS(V1 NET("02:00:00:00:00:01", "10.0.0.2/24") REC("net.gw=10.0.0.2"), "not another address of");
+    DEC_FAILS(V1 NET("02:00:00:00:00:01", "10.0.0.2/32") REC("net.gw=10.0.0.1"), "not another address of");
+    DEC_FAILS(V1 REC("dns=8.8.8"), "dns `8.8.8` is not an IP address");
+    DEC_FAILS(V1 REC("dns="), "dns");
+    DEC_FAILS(V1 REC("dns= 8.8.8.8"), "dns");
+    DEC_FAILS(V1 REC("dns_search="), "dns_search");
+    DEC_FAILS(V1 REC("dns_search=a b"), "dns_search `a b`");
+    DEC_FAILS(V1 REC("host=b"), "host `b` is not `NAME IP`");
+    DEC_FAILS(V1 REC("host= 10.0.0.3"), "NAME IP");
+    DEC_FAILS(V1 REC("host=b  10.0.0.3"), "NAME IP");
+    DEC_FAILS(V1 REC("host=b 10.0.0.3 c"), "NAME IP");
+    DEC_FAILS(V1 REC("host=b\t10.0.0.3"), "NAME IP");
+    DEC_FAILS(V1 REC("host=b\nc 10.0.0.3"), "NAME IP");
+}
+
+TEST(net_truncations)
+{
+    static const char full[] = V1 NET("02:00:00:00:00:01", "10.0.0.2/24") REC("net.gw=10.0.0.1")
+        REC("dns=10.0.0.1");
+    size_t len = sizeof(full) - 1, decoded = 0;
+    struct kestrel_config c;
+    hypr_error_t err = NULL;
+    CHECK(kestrel_config_decode((const uint8_t *)full, len, &c, &err) == 0);
+    kestrel_config_free(&c);
+    for (size_t n = 0; n < len; n++) {
+        if (kestrel_config_decode((const uint8_t *)full, n, &c, &err) < 0) {
+            hypr_error_free(&err);
+        } else {
+            decoded++;
+            kestrel_config_free(&c);
+        }
+    }
+    /* exactly after argv, after net.addr and after net.gw */
+    CHECKF(decoded == 3, "%zu truncations decoded", decoded);
+}
+
+TEST(encode_rejects_bad_net)
+{
+    char *argv[] = {"x", NULL};
+    char *bad_host[] = {"nospace", NULL};
+    struct kestrel_net n = {"02:00:00:00:00:01", NULL, NULL};
+    uint8_t *buf = NULL;
+    size_t len;
+    hypr_error_t err = NULL;
+    struct kestrel_config c = {.argv = argv, .argc = 1, .nets = &n, .nnets = 1};
+    CHECK(kestrel_config_encode(&c, &buf, &len, &err) < 0 && strstr(err->msg, "NULL"));
+    hypr_error_free(&err);
+    n.addr = "10.0.0.2/8";
+    n.gw = "11.0.0.1";
+    CHECK(kestrel_config_encode(&c, &buf, &len, &err) < 0 && strstr(err->msg, "11.0.0.1"));
+    hypr_error_free(&err);
+    n.gw = "10.255.255.254";
+    CHECKF(kestrel_config_encode(&c, &buf, &len, &err) == 0, "%s", err ? err->msg : "");
+    free(buf);
+    buf = NULL;
+    c = (struct kestrel_config){.argv = argv, .argc = 1, .hosts = bad_host, .nhosts = 1};
+    CHECK(kestrel_config_encode(&c, &buf, &len, &err) < 0 && strstr(err->msg, "nospace"));
+    hypr_error_free(&err);
+    c = (struct kestrel_config){.argv = argv, .argc = 1, .nnets = 1};
+    CHECK(kestrel_config_encode(&c, &buf, &len, &err) < 0);
+    hypr_error_free(&err);
+    CHECK(buf == NULL);
+}
+
 TEST(cpio_reads_back)
 {
     char *argv[] = {"/usr/bin/env", NULL};
@@ -291,6 +442,11 @@ int main(void)
     RUN(rejects_malformed);
     RUN(encode_rejects_invalid);
     RUN(truncations_are_safe);
+    RUN(roundtrip_net);
+    RUN(mac_parse);
+    RUN(rejects_bad_net);
+    RUN(net_truncations);
+    RUN(encode_rejects_bad_net);
     RUN(cpio_reads_back);
     return test_exit();
 }
