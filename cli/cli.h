@@ -109,9 +109,14 @@ bool cli_parse_no_args(const char *usage, const struct cli_flag *flags, int argc
  * -1 after printing the usage error "WHAT: unknown --format `F` (table or
  * json)" ("unknown --format ..." when what is NULL). */
 int cli_parse_format(const char *usage, const char *what, const char *format);
-/* Connects, sends METHOD path without a body and closes; a failure is
- * reported. Returns 0 with *reply (NULL for an empty body), or -1. */
-int cli_call(const char *method, const char *path, json_t **reply);
+/* Connects, sends METHOD path with body (JSON, or NULL for none) and
+ * closes; a failure is reported. Returns 0 with *reply (NULL for an empty
+ * body), or -1. */
+int cli_call(const char *method, const char *path, json_t *body, json_t **reply);
+/* `hypr NOUN create`: POST body (NULL: no memory, status 1 with nothing
+ * printed) to path and print the reply's string `field` ("Id", "Name").
+ * Returns the exit status. */
+int cli_create_object(const char *path, json_t *body, const char *field);
 /* Prints o (a reference taken, may be NULL) as one compact JSON line.
  * Returns 0, or -1 with *err "WHAT: ..." when it cannot be printed. */
 int cli_print_json_line(json_t *o, const char *what, hypr_error_t *err);

@@ -58,9 +58,8 @@ static int network_create(int argc, char **argv)
         { 0, "internal", CLI_FLAG_BOOL, &internal }, { 'l', "label", CLI_FLAG_LIST, &labels },
         { 0 },
     };
-    struct client c = { 0 };
     cleanup_error hypr_error_t err = NULL;
-    json_t *body = NULL, *reply = NULL, *lab = NULL;
+    json_t *body = NULL, *lab = NULL;
     struct in_addr a;
     int status = CLI_EXIT_FAIL, p = cli_parse(create_usage, flags, true, argc, argv, &pos);
     if (p != CLI_PARSE_OK) {
@@ -96,19 +95,10 @@ static int network_create(int argc, char **argv)
         json_object_set_new(body, "Subnet", json_string(subnet));
     if (body && gateway)
         json_object_set_new(body, "Gateway", json_string(gateway));
-    if (body == NULL || cli_connect(&c) < 0)
-        goto out;
-    if (client_json(&c, "POST", "/v1/networks", body, &reply, NULL, &err) < 0) {
-        cli_report(&err);
-        goto out;
-    }
-    printf("%s\n", json_string_value(json_object_get(reply, "Id")) ?: "");
-    status = 0;
+    status = cli_create_object("/v1/networks", body, "Id");
 out:
     json_decref(lab);
     json_decref(body);
-    json_decref(reply);
-    client_fini(&c);
     cli_strv_free(&labels);
     cli_strv_free(&pos);
     return status;
@@ -197,7 +187,7 @@ static int network_prune(int argc, char **argv)
         return rc;
     if (!force && !cli_confirm("WARNING! This will remove all custom networks not used by at least one VM."))
         return 0;
-    if (cli_call("POST", "/v1/networks/prune", &reply) < 0)
+    if (cli_call("POST", "/v1/networks/prune", NULL, &reply) < 0)
         return CLI_EXIT_FAIL;
     cli_print_deleted(json_object_get(reply, "NetworksDeleted"), "Deleted Networks", "", false);
     json_decref(reply);

@@ -75,7 +75,7 @@ static int system_df(int argc, char **argv)
     if (!parse_format_only(df_usage, "system df", argc, argv, &json, &rc))
         return rc;
     json_t *df = NULL;
-    if (cli_call("GET", "/v1/system/df", &df) < 0)
+    if (cli_call("GET", "/v1/system/df", NULL, &df) < 0)
         return CLI_EXIT_FAIL;
     struct cli_table t;
     const char *head[5] = { "TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE" };
@@ -127,7 +127,7 @@ static int system_prune(int argc, char **argv)
         return 0;
     snprintf(path, sizeof(path), "/v1/system/prune%s%s%s", all || volumes ? "?" : "", all ? "all=1" : "",
              volumes ? (all ? "&volumes=1" : "volumes=1") : "");
-    if (cli_call("POST", path, &reply) < 0)
+    if (cli_call("POST", path, NULL, &reply) < 0)
         return CLI_EXIT_FAIL;
     cli_print_deleted(json_object_get(reply, "VmsDeleted"), "Deleted VMs", "", true);
     cli_print_deleted(json_object_get(reply, "ImagesDeleted"), "Deleted Images", "deleted: ", true);
@@ -290,7 +290,7 @@ int cli_cmd_health(int argc, char **argv)
     if (!parse_format_only(usage, "health", argc, argv, &json, &rc))
         return rc;
     json_t *h = NULL;
-    if (cli_call("GET", "/v1/health", &h) < 0)
+    if (cli_call("GET", "/v1/health", NULL, &h) < 0)
         return CLI_EXIT_FAIL;
     const char *status = json_string_value(json_object_get(h, "Status"));
     json_t *vms = json_object_get(h, "Vms");

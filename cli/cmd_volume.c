@@ -38,9 +38,8 @@ static int volume_create(int argc, char **argv)
         { 'l', "label", CLI_FLAG_LIST, &labels },
         { 0 },
     };
-    struct client c = { 0 };
     cleanup_error hypr_error_t err = NULL;
-    json_t *body = NULL, *reply = NULL;
+    json_t *body = NULL;
     int64_t bytes = 0;
     int status = CLI_EXIT_FAIL, p = cli_parse(create_usage, flags, true, argc, argv, &pos);
     if (p != CLI_PARSE_OK) {
@@ -70,18 +69,9 @@ static int volume_create(int argc, char **argv)
         json_object_set_new(body, "Name", json_string(pos.v[0]));
     if (body && size)
         json_object_set_new(body, "Size", json_integer(bytes));
-    if (body == NULL || cli_connect(&c) < 0)
-        goto out;
-    if (client_json(&c, "POST", "/v1/volumes", body, &reply, NULL, &err) < 0) {
-        cli_report(&err);
-        goto out;
-    }
-    printf("%s\n", json_string_value(json_object_get(reply, "Name")) ?: "");
-    status = 0;
+    status = cli_create_object("/v1/volumes", body, "Name");
 out:
     json_decref(body);
-    json_decref(reply);
-    client_fini(&c);
     cli_strv_free(&labels);
     cli_strv_free(&pos);
     return status;
@@ -197,7 +187,7 @@ static int volume_prune(int argc, char **argv)
     if (!force && !cli_confirm(all ? "WARNING! This will remove all local volumes not used by at least one VM."
                                    : "WARNING! This will remove anonymous local volumes not used by at least one VM."))
         return 0;
-    if (cli_call("POST", all ? "/v1/volumes/prune?all=1" : "/v1/volumes/prune", &reply) < 0)
+    if (cli_call("POST", all ? "/v1/volumes/prune?all=1" : "/v1/volumes/prune", NULL, &reply) < 0)
         return CLI_EXIT_FAIL;
     cli_print_deleted(json_object_get(reply, "VolumesDeleted"), "Deleted Volumes", "", true);
     cli_print_reclaimed(reply);

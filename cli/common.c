@@ -145,17 +145,27 @@ int cli_parse_format(const char *usage, const char *what, const char *format)
     return -1;
 }
 
-int cli_call(const char *method, const char *path, json_t **reply)
+int cli_call(const char *method, const char *path, json_t *body, json_t **reply)
 {
     struct client c;
     cleanup_error hypr_error_t err = NULL;
     if (cli_connect(&c) < 0)
         return -1;
-    int rc = client_json(&c, method, path, NULL, reply, NULL, &err);
+    int rc = client_json(&c, method, path, body, reply, NULL, &err);
     client_fini(&c);
     if (rc < 0)
         cli_report(&err);
     return rc;
+}
+
+int cli_create_object(const char *path, json_t *body, const char *field)
+{
+    json_t *reply = NULL;
+    if (body == NULL || cli_call("POST", path, body, &reply) < 0)
+        return CLI_EXIT_FAIL;
+    printf("%s\n", json_string_value(json_object_get(reply, field)) ?: "");
+    json_decref(reply);
+    return 0;
 }
 
 int cli_print_json_line(json_t *o, const char *what, hypr_error_t *err)
