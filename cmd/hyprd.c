@@ -104,6 +104,7 @@ int main(int argc, char **argv)
         .metrics_addr = env_or("HYPR_METRICS_ADDR", NULL),
         .log_max_size = 10 << 20,
         .log_max_files = 3,
+        /* on by default, as Docker's bridge networks; the tests turn it off */
         .egress = strcmp(env_or("HYPR_EGRESS", "1"), "0") != 0,
     };
     cleanup_free char *vmm = NULL, *shim = NULL;

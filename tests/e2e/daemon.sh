@@ -13,6 +13,9 @@ work=$(mktemp -d /tmp/hypr-daemon-e2e.XXXXXX)
 export HYPR_DATA_DIR=$work/data
 export HYPR_RUNTIME_DIR=/run/hypr-e2e-$$
 unset HYPR_HOST
+# no egress NAT: the tests leave the host's forwarding and nftables alone
+# (net.sh's egress cases turn it on with --egress, in the test host only)
+export HYPR_EGRESS=0
 SOCK=$HYPR_RUNTIME_DIR/hypr.sock
 HYPR=$ROOT/bin/hypr
 nfail=0

@@ -4,8 +4,9 @@
 # hyprd and the hypr CLI, with real microVMs, bridges, TAPs and network
 # namespaces. Needs a /dev/kvm that boots Linux: run it through
 # tests/kvmhost/vmrun (as tests/run does). Prints `ok NAME` / `FAIL NAME:
-# why`; exits 1 if any failed. Traffic goes only to the test host's loopback
-# and to addresses inside the namespaces hyprd creates. The image is
+# why`; exits 1 if any failed. Traffic goes only to the test host's loopback,
+# to addresses inside the namespaces hyprd creates and, for the egress
+# cases, to a dummy address the test adds inside the test host. The image is
 # build/test-images/docker-save.tar (tests/e2e/prepare): busybox with
 # Entrypoint ["/bin/sh", "-c"], User 1000:1000, WorkingDir /data.
 set -u
@@ -15,6 +16,9 @@ work=$(mktemp -d /tmp/hypr-net-e2e.XXXXXX)
 export HYPR_DATA_DIR=$work/data
 export HYPR_RUNTIME_DIR=/run/hypr-net-$$
 unset HYPR_HOST
+# no egress NAT: the tests leave the host's forwarding and nftables alone
+# (net.sh's egress cases turn it on with --egress, in the test host only)
+export HYPR_EGRESS=0
 HYPR=$ROOT/bin/hypr
 nfail=0
 ok() { echo "ok $1"; }

@@ -27,7 +27,9 @@ hyprd_start() {
     [ -x "$hyprd" ] || { echo "hyprd_start: $hyprd is not built (make bin/hyprd)" >&2; return 1; }
     [ -x "$hypr" ] || { echo "hyprd_start: $hypr is not built (make bin/hypr)" >&2; return 1; }
     mkdir -p "$data" "$run" || return 1
-    HYPR_DATA_DIR=$data HYPR_RUNTIME_DIR=$run "$hyprd" "$@" </dev/null >"$run/hyprd.log" 2>&1 &
+    # HYPR_EGRESS=0 unless asked: tests and benchmarks leave the host's IP
+    # forwarding and nftables alone
+    HYPR_EGRESS=${HYPR_EGRESS:-0} HYPR_DATA_DIR=$data HYPR_RUNTIME_DIR=$run "$hyprd" "$@" </dev/null >"$run/hyprd.log" 2>&1 &
     pid=$!
     echo "$pid" >"$run/hyprd.pid"
     for i in $(seq $((timeout * 10))); do
