@@ -41,6 +41,7 @@ cleanup() {
     [ -n "$hyprd_pid" ] && kill "$hyprd_pid" 2>/dev/null
     pkill -f "hypr-shim --dir $work" 2>/dev/null
     sleep 0.5
+    for ns in "$HYPR_RUNTIME_DIR"/netns/*; do [ -e "$ns" ] && umount -l "$ns" 2>/dev/null; done
     rm -rf "$work" "$HYPR_RUNTIME_DIR"
 }
 trap cleanup EXIT

@@ -12,7 +12,8 @@
 #       daemon exited or did not answer within HYPRD_START_TIMEOUT seconds
 #       (default 60). Talk to it with HYPR_RUNTIME_DIR=RUNTIME_DIR bin/hypr ...
 #   hyprd_stop RUNTIME_DIR
-#       stops that daemon (TERM, then KILL after 10 s) and waits for it; does
+#       stops that daemon (TERM, then KILL after 10 s), waits for it and
+#       unmounts its networks' namespaces (RUNTIME_DIR/netns/*); does
 #       nothing when none runs there. Safe to call twice.
 # Callers should hyprd_stop every RUNTIME_DIR they started on every exit
 # path (a trap). Nothing here listens beyond the Unix socket.
@@ -55,15 +56,22 @@ hyprd_stop() {
     [ -f "$run/hyprd.pid" ] || return 0
     pid=$(cat "$run/hyprd.pid")
     rm -f "$run/hyprd.pid"
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
+    if kill -TERM "$pid" 2>/dev/null; then
+        for i in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null
+        for i in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+    # The networks' namespaces are bind mounts that outlive hyprd (so its VMs
+    # keep their network across a restart); a test's daemon is gone for good,
+    # so release them, or removing RUN fails with EBUSY.
+    for i in "$run"/netns/*; do
+        [ -e "$i" ] && umount -l "$i" 2>/dev/null
     done
     return 0
 }
