@@ -61,7 +61,7 @@ hyprd_stop() {
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-        kill -KILL "$pid" 2>/dev/null
+        kill -KILL "$pid" 2>/dev/null || true # (callers may run with set -e)
         for i in $(seq 50); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
@@ -71,7 +71,7 @@ hyprd_stop() {
     # keep their network across a restart); a test's daemon is gone for good,
     # so release them, or removing RUN fails with EBUSY.
     for i in "$run"/netns/*; do
-        [ -e "$i" ] && umount -l "$i" 2>/dev/null
+        if [ -e "$i" ]; then umount -l "$i" 2>/dev/null || true; fi
     done
     return 0
 }
