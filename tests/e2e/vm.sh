@@ -261,10 +261,10 @@ else
     fail virtiofs_readonly "rc=$rc stdout=$(head -c 300 "$work/out") stderr=$(tail -c 300 "$work/err")"
 fi
 
-# the guest's root, not the host's: the host's / holds the first directory
-# of this checkout's path, the guest's does not; /etc/passwd with the user
+# the guest's root, not the host's: the host's / holds this very script at
+# its path in the checkout, the guest's does not; /etc/passwd with the user
 # app is the guest's
-probe=$(echo "$PWD" | cut -d/ -f2)
+probe=${PWD#/}/tests/e2e/vm.sh
 run_vm virtiofs_symlink_escape --rootfs "$BB" --share "$vfs:/mnt/share" -- /bin/sh -c \
     "for p in /mnt/share/rootlink /mnt/share/../.. /mnt/share/sub/../../..; do
          if [ -e \$p/$probe ]; then echo host; elif [ -e \$p/bin/sh ]; then echo guest; else echo \"? \$p\"; fi
