@@ -30,6 +30,9 @@ lacks() { ! grep -q -- "$2" <<<"$1"; }
 # An HTTP GET with busybox nc (busybox-static's web client crashes in getaddrinfo):
 # http_get HOST PORT PATH
 HTTP_GET='http_get() { printf "GET %s HTTP/1.0\r\n\r\n" "$3" | busybox nc -w 10 "$1" "$2"; }'
+# hypr run, bounded: a VM that never ends fails its case (rc 124) instead of
+# hanging the suite
+hrun() { timeout 300 "$HYPR" run "$@"; }
 # waits up to $2 seconds for VM $1's logs to contain $3
 wait_log() { for _ in $(seq "$2"); do "$HYPR" logs "$1" 2>/dev/null | grep -q "$3" && return 0; sleep 1; done; return 1; }
 
@@ -75,25 +78,25 @@ why="rc=$rc $(cat "$work/out")"; check network_create_auto_subnet test "$rc" = 0
 why="rc=$rc $(cat "$work/out")"; check network_default_kept bash -c "[ $rc != 0 ] && grep -q 'pre-defined' '$work/out'"
 
 # two VMs on one network reach each other by name (and alias) over TCP
-"$HYPR" run -d --name db --network app --network-alias database -u 0 busybox \
+hrun -d --name db --network app --network-alias database -u 0 busybox \
     'echo hello-from-db > /tmp/index.html; echo serving; exec busybox httpd -f -p 8000 -h /tmp' >"$work/out" 2>&1
 why="$(cat "$work/out")"; check run_on_network wait_log db 90 serving
 db_ip=$("$HYPR" inspect db | sed -n 's/.*"IPAddress": *"\([0-9.]*\)".*/\1/p' | head -1)
 why="ip=$db_ip"; check ipam_first_address test "$db_ip" = 10.89.0.2
-out=$("$HYPR" run --rm --network app -u 0 busybox "$HTTP_GET; http_get db 8000 /index.html" 2>&1); rc=$?
+out=$(hrun --rm --network app -u 0 busybox "$HTTP_GET; http_get db 8000 /index.html" 2>&1); rc=$?
 why="rc=$rc $out"; check name_resolves_tcp has "$out" hello-from-db
-out=$("$HYPR" run --rm --network app -u 0 busybox "$HTTP_GET; http_get database 8000 /index.html" 2>&1); rc=$?
+out=$(hrun --rm --network app -u 0 busybox "$HTTP_GET; http_get database 8000 /index.html" 2>&1); rc=$?
 why="rc=$rc $out"; check alias_resolves has "$out" hello-from-db
-out=$("$HYPR" run --rm --network app busybox 'cat /etc/resolv.conf /etc/hosts; hostname' 2>&1)
+out=$(hrun --rm --network app busybox 'cat /etc/resolv.conf /etc/hosts; hostname' 2>&1)
 why="$out"; check guest_resolv_conf grep -q 'nameserver 10.89.0.1' <<<"$out"
 
 # a VM on another network can reach neither the address nor the name
-out=$("$HYPR" run --rm --network other -u 0 busybox \
+out=$(hrun --rm --network other -u 0 busybox \
     "$HTTP_GET; http_get $db_ip 8000 /index.html; echo rc=\$?; busybox ping -c1 -W2 db; echo ping=\$?" 2>&1)
 why="$out"; check other_network_isolated eval 'lacks "$out" hello-from-db && has "$out" "rc=1\$" && has "$out" "ping=1\$"'
 
 # ---- published ports ----
-"$HYPR" run -d --name web -p 127.0.0.1:18080:8000 -u 0 busybox \
+hrun -d --name web -p 127.0.0.1:18080:8000 -u 0 busybox \
     'echo published > /tmp/index.html; echo serving; exec busybox httpd -f -p 8000 -h /tmp' >"$work/out" 2>&1
 wait_log web 90 serving
 got=
@@ -101,7 +104,7 @@ for _ in $(seq 30); do got=$(curl -s --max-time 5 http://127.0.0.1:18080/index.h
 why="got=$got"; check published_port_answers test "$got" = published
 out=$("$HYPR" port web 2>&1)
 why="$out"; check port_command grep -q '8000/tcp -> 127.0.0.1:18080' <<<"$out"
-"$HYPR" run -d --name web2 -p 127.0.0.1:18080:8000 busybox 'sleep 600' >"$work/out" 2>&1; rc=$?
+hrun -d --name web2 -p 127.0.0.1:18080:8000 busybox 'sleep 600' >"$work/out" 2>&1; rc=$?
 why="rc=$rc $(cat "$work/out")"; check port_conflict_clear_error bash -c "[ $rc != 0 ] && grep -q '127.0.0.1:18080/tcp is already in use' '$work/out'"
 "$HYPR" rm -f web2 >/dev/null 2>&1
 "$HYPR" rm -f web >/dev/null 2>&1
@@ -111,9 +114,9 @@ why="rc=$rc got=$got"; check port_closed_after_rm test "$rc" != 0
 # ---- volumes ----
 "$HYPR" volume create data >"$work/out" 2>&1; rc=$?
 why="rc=$rc $(cat "$work/out")"; check volume_create test "$rc" = 0
-out=$("$HYPR" run --rm -u 0 -v data:/vol busybox 'echo persisted > /vol/f && echo wrote' 2>&1)
+out=$(hrun --rm -u 0 -v data:/vol busybox 'echo persisted > /vol/f && echo wrote' 2>&1)
 why="$out"; check volume_write grep -q wrote <<<"$out"
-out=$("$HYPR" run --rm -u 0 -v data:/vol busybox 'cat /vol/f' 2>&1)
+out=$(hrun --rm -u 0 -v data:/vol busybox 'cat /vol/f' 2>&1)
 why="$out"; check volume_survives_vm_removal grep -q persisted <<<"$out"
 "$HYPR" create --name holder -v data:/vol busybox 'true' >/dev/null 2>&1
 "$HYPR" volume rm data >"$work/out" 2>&1; rc=$?
@@ -122,7 +125,7 @@ why="rc=$rc $(cat "$work/out")"; check volume_rm_in_use_refused bash -c "[ $rc !
 "$HYPR" volume rm data >"$work/out" 2>&1; rc=$?
 why="rc=$rc $(cat "$work/out")"; check volume_rm test "$rc" = 0
 # a fresh volume is filled with the image's content at its target
-out=$("$HYPR" run --rm -u 0 -v etcvol:/etc busybox 'ls /etc' 2>&1)
+out=$(hrun --rm -u 0 -v etcvol:/etc busybox 'ls /etc' 2>&1)
 why="$out"; check volume_populated_from_image grep -q passwd <<<"$out"
 # an anonymous volume goes with rm -v
 id=$("$HYPR" create -v /anon busybox 'true' 2>"$work/err")
@@ -136,26 +139,26 @@ share=$work/share
 mkdir -p "$share"
 echo host-one >"$share/a"
 echo top-secret >"$work/secret"
-out=$("$HYPR" run --rm -u 0 -v "$share:/mnt" busybox 'cat /mnt/a; echo from-guest > /mnt/b' 2>&1)
+out=$(hrun --rm -u 0 -v "$share:/mnt" busybox 'cat /mnt/a; echo from-guest > /mnt/b' 2>&1)
 why="$out"; check bind_host_file_in_guest grep -q host-one <<<"$out"
 why="$(cat "$share/b" 2>&1)"; check bind_guest_write_on_host grep -q from-guest "$share/b"
-"$HYPR" run -d --name live -u 0 -v "$share:/mnt" busybox \
+hrun -d --name live -u 0 -v "$share:/mnt" busybox \
     'echo ready; while [ ! -f /mnt/edit ]; do sleep 0.2; done; cat /mnt/edit; sleep 600' >/dev/null 2>&1
 wait_log live 90 ready
 echo edited-on-host >"$share/edit"
 why="$("$HYPR" logs live 2>&1 | tail -3)"; check bind_live_host_edit wait_log live 30 edited-on-host
 "$HYPR" rm -f live >/dev/null 2>&1
-out=$("$HYPR" run --rm -u 0 -v "$share:/mnt:ro" busybox 'echo x > /mnt/c && echo WROTE; cat /mnt/a' 2>&1); rc=$?
+out=$(hrun --rm -u 0 -v "$share:/mnt:ro" busybox 'echo x > /mnt/c && echo WROTE; cat /mnt/a' 2>&1); rc=$?
 why="rc=$rc $out"; check bind_read_only eval 'lacks "$out" WROTE && [ ! -e "$share/c" ] && has "$out" host-one && has "$out" "Read-only file system"'
 
 ln -s / "$share/root"
 ln -s ../../../../.. "$share/up"
-out=$("$HYPR" run --rm -u 0 -v "$share:/mnt" busybox \
+out=$(hrun --rm -u 0 -v "$share:/mnt" busybox \
     "cat /mnt/root$work/secret /mnt/up$work/secret /mnt/../secret 2>&1; ls /mnt/root/" 2>&1); rc=$?
 why="rc=$rc $out"; check bind_no_escape eval 'lacks "$out" top-secret && has "$out" bin && has "$out" "No such file"'
 
 # ---- tmpfs ----
-out=$("$HYPR" run --rm -u 0 --tmpfs /scratch:size=1m busybox \
+out=$(hrun --rm -u 0 --tmpfs /scratch:size=1m busybox \
     'busybox dd if=/dev/zero of=/scratch/f bs=1024 count=2048 2>&1; echo rc=$?; busybox df /scratch' 2>&1); rc=$?
 why="rc=$rc $out"; check tmpfs_size_limit eval 'has "$out" "rc=1\$" && has "$out" "No space left" && has "$out" /scratch'
 
@@ -164,7 +167,7 @@ kill -9 "$hyprd_pid"; wait "$hyprd_pid" 2>/dev/null
 start_hyprd
 ip2=$("$HYPR" inspect db | sed -n 's/.*"IPAddress": *"\([0-9.]*\)".*/\1/p' | head -1)
 why="before=$db_ip after=$ip2"; check ipam_kept_across_restart test "$ip2" = "$db_ip"
-out=$("$HYPR" run --rm --network app -u 0 busybox "$HTTP_GET; http_get db 8000 /index.html"'; ip=$(busybox ip -4 addr show eth0 | busybox grep -o "10\.89\.0\.[0-9]*"); echo myip=$ip' 2>&1)
+out=$(hrun --rm --network app -u 0 busybox "$HTTP_GET; http_get db 8000 /index.html"'; ip=$(busybox ip -4 addr show eth0 | busybox grep -o "10\.89\.0\.[0-9]*"); echo myip=$ip' 2>&1)
 why="rc=$? $out"; check dns_after_restart has "$out" hello-from-db
 why="$out"; check ipam_no_reuse_after_restart eval 'has "$out" "myip=10\.89\.0\." && lacks "$out" "myip=$db_ip\$"'
 "$HYPR" network rm app >"$work/out" 2>&1; rc=$?
@@ -206,17 +209,17 @@ egr_id=$("$HYPR" network inspect egr | sed -n 's/.*"Id": *"\([0-9a-f]*\)".*/\1/p
 egr_sub=$("$HYPR" network inspect egr | sed -n 's/.*"Subnet": *"\([0-9./]*\)".*/\1/p' | head -1)
 out=$("$HYPR" network inspect egr; "$HYPR" network inspect egrint)
 why="$out"; check egress_in_inspect eval 'has "$out" "\"Egress\": true" && has "$out" "\"Egress\": false"'
-"$HYPR" run -d --name egrweb --network egr -u 0 busybox \
+hrun -d --name egrweb --network egr -u 0 busybox \
     'echo egr-secret > /tmp/index.html; echo serving; exec busybox httpd -f -p 8000 -h /tmp' >"$work/out" 2>&1
 wait_log egrweb 90 serving
 egrweb_ip=$("$HYPR" inspect egrweb | sed -n 's/.*"IPAddress": *"\([0-9.]*\)".*/\1/p' | head -1)
 # a VM of another network (`other`, egress too): out to the uplink, not into egr
-out=$("$HYPR" run --rm --network other -u 0 busybox \
+out=$(hrun --rm --network other -u 0 busybox \
     "$HTTP_GET; echo | busybox nc -w 10 10.250.0.1 7777; echo nc=\$?; http_get $egrweb_ip 8000 /index.html; echo get=\$?" 2>&1)
 why="$out"; check egress_reaches_uplink has "$out" egress-ok
 why="$(cat "$work/egress-peers" 2>&1)"; check egress_masqueraded eval 'grep -qx 10.250.0.2 "$work/egress-peers" && ! grep -q "^10\.8[89]\." "$work/egress-peers"'
 why="ip=$egrweb_ip $out"; check egress_networks_still_isolated eval '[ -n "$egrweb_ip" ] && lacks "$out" egr-secret && has "$out" "get=1\$"'
-out=$("$HYPR" run --rm --network egrint -u 0 busybox 'echo | busybox nc -w 5 10.250.0.1 7777; echo nc=$?' 2>&1)
+out=$(hrun --rm --network egrint -u 0 busybox 'echo | busybox nc -w 5 10.250.0.1 7777; echo nc=$?' 2>&1)
 why="$out"; check egress_none_when_internal eval 'lacks "$out" egress-ok && has "$out" "nc=1\$"'
 # a crash of hyprd: the next one reuses the device, route and rules as they are
 kill -9 "$hyprd_pid"; wait "$hyprd_pid" 2>/dev/null
@@ -238,5 +241,12 @@ ip netns del "$egress_ns" 2>/dev/null
 if [ "$nfail" != 0 ]; then
     echo "# hyprd's log (last 30 lines):"
     tail -30 "$work/hyprd.log" | sed 's/^/#   /'
+    echo "# VMMs still running:"
+    pgrep -af hypr-vmm | cut -c1-300 | sed 's/^/#   /'
+    for f in "$HYPR_DATA_DIR"/vms/*/console.log; do
+        [ -e "$f" ] || continue
+        echo "# $f (last 5 lines):"
+        tail -5 "$f" | sed 's/^/#   /'
+    done
 fi
 [ "$nfail" = 0 ]
