@@ -32,7 +32,6 @@
 #include <unistd.h>
 
 #define COMPONENT "egress"
-#define NL_BUFSZ 32768
 #define NL_REQSZ 1024
 #define IP_FORWARD "/proc/sys/net/ipv4/ip_forward"
 
@@ -140,62 +139,6 @@ static int slot_get(sqlite3 *db, const char *network_id, unsigned *slot, hypr_er
 
 /* ---- rtnetlink ---- */
 
-static void nl_closep(struct mnl_socket **sk)
-{
-    if (*sk)
-        mnl_socket_close(*sk);
-}
-#define cleanup_nl __attribute__((cleanup(nl_closep)))
-
-/* A NETLINK_ROUTE socket in nsfd's namespace, or the caller's (nsfd < 0). */
-static int nl_open(int nsfd, struct mnl_socket **out, hypr_error_t *err)
-{
-    int fd = nsfd >= 0 ? netns_socket(nsfd, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE, err)
-                       : socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (fd < 0)
-        return nsfd >= 0 ? hypr_error_wrap(err, "rtnetlink socket")
-                         : hypr_error_make(err, errno, "rtnetlink socket");
-    struct mnl_socket *sk = mnl_socket_fdopen(fd);
-    if (sk == NULL) {
-        int saved = errno;
-        close(fd);
-        return hypr_error_make(err, saved, "rtnetlink socket");
-    }
-    if (mnl_socket_bind(sk, 0, MNL_SOCKET_AUTOPID) < 0) {
-        int saved = errno;
-        mnl_socket_close(sk);
-        return hypr_error_make(err, saved, "bind rtnetlink socket");
-    }
-    *out = sk;
-    return 0;
-}
-
-/* Sends nlh with NLM_F_ACK, runs cb on the replies until the ack or
- * NLMSG_DONE. 0, or -1 with errno (the kernel's answer). */
-static int nl_talk(struct mnl_socket *sk, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
-{
-    static __thread unsigned seq;
-    char buf[NL_BUFSZ] __attribute__((aligned(NLMSG_ALIGNTO)));
-    unsigned portid = mnl_socket_get_portid(sk);
-
-    if (seq == 0)
-        seq = (unsigned)time(NULL);
-    nlh->nlmsg_seq = ++seq;
-    nlh->nlmsg_flags |= NLM_F_ACK;
-    if (mnl_socket_sendto(sk, nlh, nlh->nlmsg_len) < 0)
-        return -1;
-    for (;;) {
-        ssize_t n = mnl_socket_recvfrom(sk, buf, sizeof(buf));
-        if (n < 0)
-            return -1;
-        int r = mnl_cb_run(buf, (size_t)n, nlh->nlmsg_seq, portid, cb, data);
-        if (r < 0)
-            return -1;
-        if (r == MNL_CB_STOP)
-            return 0;
-    }
-}
-
 static struct nlmsghdr *nl_req(char *buf, uint16_t type, uint16_t flags)
 {
     struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
@@ -223,7 +166,7 @@ static int veth_create(struct mnl_socket *sk, const char *host, int nsfd, hypr_e
     mnl_attr_nest_end(nlh, peer);
     mnl_attr_nest_end(nlh, data);
     mnl_attr_nest_end(nlh, info);
-    if (nl_talk(sk, nlh, NULL, NULL) < 0)
+    if (netdev_nl_talk(sk, nlh, NULL, NULL) < 0)
         return hypr_error_make(err, errno, "create veth `%s` (peer `%s` in the network's namespace)", host,
                                EGRESS_NS_DEV);
     return 0;
@@ -238,7 +181,7 @@ static int link_up(struct mnl_socket *sk, const char *name, int ifindex, hypr_er
     ifm->ifi_index = ifindex;
     ifm->ifi_flags = IFF_UP;
     ifm->ifi_change = IFF_UP;
-    if (nl_talk(sk, nlh, NULL, NULL) < 0)
+    if (netdev_nl_talk(sk, nlh, NULL, NULL) < 0)
         return hypr_error_make(err, errno, "set device `%s` up", name);
     return 0;
 }
@@ -257,7 +200,7 @@ static int addr_add(struct mnl_socket *sk, const char *name, int ifindex, uint32
     mnl_attr_put_u32(nlh, IFA_LOCAL, htonl(addr));
     mnl_attr_put_u32(nlh, IFA_ADDRESS, htonl(addr));
     mnl_attr_put_u32(nlh, IFA_BROADCAST, htonl(addr | 3));
-    if (nl_talk(sk, nlh, NULL, NULL) < 0 && errno != EEXIST) {
+    if (netdev_nl_talk(sk, nlh, NULL, NULL) < 0 && errno != EEXIST) {
         ip4_format(addr, ip);
         return hypr_error_make(err, errno, "add address %s/30 to `%s`", ip, name);
     }
@@ -321,7 +264,7 @@ static int route_exists(struct mnl_socket *sk, uint32_t dst, int prefix, int oif
     struct rtmsg *rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
     struct route_query q = { htonl(dst), prefix, oif, false };
     rtm->rtm_family = AF_INET;
-    if (nl_talk(sk, nlh, route_dump_cb, &q) < 0)
+    if (netdev_nl_talk(sk, nlh, route_dump_cb, &q) < 0)
         return hypr_error_make(err, errno, "list the host's routes");
     return q.found;
 }
@@ -429,12 +372,12 @@ static int egress_up_in(int hostfd, int nsfd, const struct cidr *subnet, const s
     if (r == 0) { /* missing or not ours as it is: start over */
         if (netdev_link_del(hostfd, l->host_dev, err) < 0 || netdev_link_del(nsfd, EGRESS_NS_DEV, err) < 0)
             return -1;
-        if (nl_open(-1, &hsk, err) < 0 || veth_create(hsk, l->host_dev, nsfd, err) < 0)
+        if (netdev_nl_open(-1, &hsk, err) < 0 || veth_create(hsk, l->host_dev, nsfd, err) < 0)
             return -1;
     }
-    if (hsk == NULL && nl_open(-1, &hsk, err) < 0)
+    if (hsk == NULL && netdev_nl_open(-1, &hsk, err) < 0)
         return -1;
-    if (nl_open(nsfd, &nsk, err) < 0)
+    if (netdev_nl_open(nsfd, &nsk, err) < 0)
         return -1;
     if ((r = netdev_link_get(hostfd, l->host_dev, &h, err)) <= 0 ||
         (r = netdev_link_get(nsfd, EGRESS_NS_DEV, &p, err)) <= 0)
@@ -447,12 +390,12 @@ static int egress_up_in(int hostfd, int nsfd, const struct cidr *subnet, const s
         return hypr_error_wrap(err, "in the network's namespace");
     /* the namespace is ours alone: its default route is replaced */
     struct nlmsghdr *nlh = route_msg(buf, NLM_F_CREATE | NLM_F_REPLACE, 0, 0, l->host_addr, p.ifindex);
-    if (nl_talk(nsk, nlh, NULL, NULL) < 0)
+    if (netdev_nl_talk(nsk, nlh, NULL, NULL) < 0)
         return hypr_error_make(err, errno, "default route of the network's namespace via `%s`", EGRESS_NS_DEV);
     /* the host's table is not: never replace someone else's route */
     nlh = route_msg(buf, NLM_F_CREATE | NLM_F_EXCL, subnet->addr, subnet->prefix, l->ns_addr, h.ifindex);
     cidr_format(subnet, sub);
-    if (nl_talk(hsk, nlh, NULL, NULL) < 0) {
+    if (netdev_nl_talk(hsk, nlh, NULL, NULL) < 0) {
         if (errno != EEXIST)
             return hypr_error_make(err, errno, "route %s via `%s` on the host", sub, l->host_dev);
         if ((r = route_exists(hsk, subnet->addr, subnet->prefix, h.ifindex, err)) < 0)

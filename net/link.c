@@ -31,21 +31,21 @@
 /* a request: a header and a few attributes */
 #define NL_REQSZ 1024
 
-static void nl_closep(struct mnl_socket **sk)
+void netdev_nl_closep(struct mnl_socket **sk)
 {
     if (*sk)
         mnl_socket_close(*sk);
 }
-#define cleanup_nl __attribute__((cleanup(nl_closep)))
 
-static int nl_open(int nsfd, struct mnl_socket **out, hypr_error_t *err)
+int netdev_nl_open(int nsfd, struct mnl_socket **out, hypr_error_t *err)
 {
     struct mnl_socket *sk;
     int fd;
 
-    fd = netns_socket(nsfd, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE, err);
+    fd = nsfd >= 0 ? netns_socket(nsfd, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE, err)
+                   : socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (fd < 0)
-        return hypr_error_wrap(err, "rtnetlink socket");
+        return nsfd >= 0 ? hypr_error_wrap(err, "rtnetlink socket") : hypr_error_make(err, errno, "rtnetlink socket");
     sk = mnl_socket_fdopen(fd);
     if (sk == NULL) {
         int saved = errno;
@@ -64,7 +64,7 @@ static int nl_open(int nsfd, struct mnl_socket **out, hypr_error_t *err)
 /* Sends nlh (NLM_F_ACK added) and runs cb on every reply until the ack or
  * NLMSG_DONE. Returns 0, or -1 with errno set (the kernel's error for the
  * request, or the socket's). */
-static int nl_talk(struct mnl_socket *sk, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+int netdev_nl_talk(struct mnl_socket *sk, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
     static __thread unsigned seq_base;
     char buf[NL_BUFSZ] __attribute__((aligned(NLMSG_ALIGNTO)));
@@ -163,7 +163,7 @@ static int link_get(struct mnl_socket *sk, const char *name, struct netdev_info 
     ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
     ifm->ifi_family = AF_UNSPEC;
     mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
-    if (nl_talk(sk, nlh, link_get_cb, &tmp) < 0) {
+    if (netdev_nl_talk(sk, nlh, link_get_cb, &tmp) < 0) {
         if (errno == ENODEV)
             return 0;
         return hypr_error_make(err, errno, "look up device `%s`", name);
@@ -191,7 +191,7 @@ static int link_set_up(struct mnl_socket *sk, const char *name, int ifindex, int
     ifm->ifi_change = IFF_UP;
     if (master >= 0)
         mnl_attr_put_u32(nlh, IFLA_MASTER, (uint32_t)master);
-    if (nl_talk(sk, nlh, NULL, NULL) < 0)
+    if (netdev_nl_talk(sk, nlh, NULL, NULL) < 0)
         return hypr_error_make(err, errno, "set device `%s` up", name);
     return 0;
 }
@@ -213,7 +213,7 @@ static int bridge_create(struct mnl_socket *sk, const char *name, const uint8_t 
     linkinfo = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
     mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bridge");
     mnl_attr_nest_end(nlh, linkinfo);
-    if (nl_talk(sk, nlh, NULL, NULL) < 0 && errno != EEXIST)
+    if (netdev_nl_talk(sk, nlh, NULL, NULL) < 0 && errno != EEXIST)
         return hypr_error_make(err, errno, "create bridge `%s`", name);
     return 0;
 }
@@ -266,7 +266,7 @@ static int addr_exists(struct mnl_socket *sk, const char *name, int ifindex, uin
     nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
     ifa->ifa_family = AF_INET;
-    if (nl_talk(sk, nlh, addr_dump_cb, &q) < 0)
+    if (netdev_nl_talk(sk, nlh, addr_dump_cb, &q) < 0)
         return hypr_error_make(err, errno, "list the addresses of `%s`", name);
     return q.found ? 1 : 0;
 }
@@ -292,7 +292,7 @@ static int addr_add(struct mnl_socket *sk, const char *name, int ifindex, uint32
         uint32_t mask = htonl(prefix == 0 ? 0 : ~0u << (32 - prefix));
         mnl_attr_put_u32(nlh, IFA_BROADCAST, addr | ~mask);
     }
-    if (nl_talk(sk, nlh, NULL, NULL) < 0 && errno != EEXIST) {
+    if (netdev_nl_talk(sk, nlh, NULL, NULL) < 0 && errno != EEXIST) {
         inet_ntop(AF_INET, &addr, ip, sizeof(ip));
         return hypr_error_make(err, errno, "add address %s/%d to `%s`", ip, prefix, name);
     }
@@ -305,7 +305,7 @@ int netdev_link_get(int nsfd, const char *name, struct netdev_info *info, hypr_e
 {
     cleanup_nl struct mnl_socket *sk = NULL;
 
-    if (check_name("device", name, err) < 0 || nl_open(nsfd, &sk, err) < 0)
+    if (check_name("device", name, err) < 0 || netdev_nl_open(nsfd, &sk, err) < 0)
         return -1;
     return link_get(sk, name, info, err);
 }
@@ -323,7 +323,7 @@ int netdev_addr_exists(int nsfd, const char *name, uint32_t addr, int prefix, hy
     struct netdev_info info;
     int r;
 
-    if (check_name("device", name, err) < 0 || nl_open(nsfd, &sk, err) < 0)
+    if (check_name("device", name, err) < 0 || netdev_nl_open(nsfd, &sk, err) < 0)
         return -1;
     r = link_get(sk, name, &info, err);
     if (r <= 0)
@@ -344,7 +344,7 @@ int netdev_network_up(int nsfd, const char *bridge, uint32_t gw, int prefix, hyp
     if (prefix <= 0 || prefix > 32)
         return hypr_error_make(err, EINVAL, "prefix length %d of bridge `%s`", prefix, bridge);
     memcpy(mac + 2, &gw, 4);
-    if (nl_open(nsfd, &sk, err) < 0)
+    if (netdev_nl_open(nsfd, &sk, err) < 0)
         return -1;
 
     r = link_get(sk, "lo", &lo, err);
@@ -416,7 +416,7 @@ int netdev_tap_add(int nsfd, const char *tap, const char *bridge, hypr_error_t *
 
     if (check_name("TAP", tap, err) < 0 || check_name("bridge", bridge, err) < 0)
         return -1;
-    if (nl_open(nsfd, &sk, err) < 0)
+    if (netdev_nl_open(nsfd, &sk, err) < 0)
         return -1;
     r = link_get(sk, bridge, &br, err);
     if (r < 0)
@@ -453,7 +453,7 @@ int netdev_link_del(int nsfd, const char *name, hypr_error_t *err)
     struct nlmsghdr *nlh;
     struct ifinfomsg *ifm;
 
-    if (check_name("device", name, err) < 0 || nl_open(nsfd, &sk, err) < 0)
+    if (check_name("device", name, err) < 0 || netdev_nl_open(nsfd, &sk, err) < 0)
         return -1;
     nlh = mnl_nlmsg_put_header(buf);
     nlh->nlmsg_type = RTM_DELLINK;
@@ -461,7 +461,7 @@ int netdev_link_del(int nsfd, const char *name, hypr_error_t *err)
     ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
     ifm->ifi_family = AF_UNSPEC;
     mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
-    if (nl_talk(sk, nlh, NULL, NULL) < 0 && errno != ENODEV)
+    if (netdev_nl_talk(sk, nlh, NULL, NULL) < 0 && errno != ENODEV)
         return hypr_error_make(err, errno, "delete device `%s`", name);
     return 0;
 }

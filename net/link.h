@@ -15,6 +15,7 @@
 #ifndef HYPR_NET_LINK_H
 #define HYPR_NET_LINK_H
 
+#include <libmnl/libmnl.h>
 #include <stdint.h>
 
 #include "../common/error.h"
@@ -61,5 +62,15 @@ int netdev_link_get(int nsfd, const char *name, struct netdev_info *info, hypr_e
 /* 1 when the IPv4 address `addr` (network order) with `prefix` is on the
  * device `name`, 0 when not (or no such device), <0 on error. */
 int netdev_addr_exists(int nsfd, const char *name, uint32_t addr, int prefix, hypr_error_t *err);
+
+/* rtnetlink plumbing, shared by net/link.c and net/egress.c. */
+/* A bound NETLINK_ROUTE socket in nsfd's namespace (nsfd < 0: the caller's). */
+int netdev_nl_open(int nsfd, struct mnl_socket **out, hypr_error_t *err);
+/* Sends nlh (NLM_F_ACK added) and runs cb (may be NULL) on every reply until
+ * the ack or NLMSG_DONE. Returns 0, or -1 with errno set (the kernel's
+ * error for the request, or the socket's). */
+int netdev_nl_talk(struct mnl_socket *sk, struct nlmsghdr *nlh, mnl_cb_t cb, void *data);
+void netdev_nl_closep(struct mnl_socket **sk);
+#define cleanup_nl __attribute__((cleanup(netdev_nl_closep)))
 
 #endif
