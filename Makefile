@@ -25,7 +25,7 @@ CFLAGS  += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -MMD -MP
 # the commit, for `hypr version` (only the two files that report it use it)
 GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 $(B)/obj/daemon/system.o $(B)/obj/cli/cmd_system.o: CFLAGS += -DHYPR_GIT_COMMIT='"$(GIT_COMMIT)"'
-LDLIBS  := -lnftables -lmnl -lmicrohttpd -lcurl -lsqlite3 -ljansson -lcrypto -larchive -lseccomp -lpthread
+LDLIBS  := -lyaml -lnftables -lmnl -lmicrohttpd -lcurl -lsqlite3 -ljansson -lcrypto -larchive -lseccomp -lpthread
 GUEST_CFLAGS := $(CFLAGS) -static -Os
 
 B := build
@@ -36,6 +36,8 @@ KLIB_SRC    := $(wildcard kestrel/lib/*.c)
 DAEMON_SRC  := $(wildcard daemon/*.c)
 CLI_SRC     := $(wildcard cli/*.c)
 NET_SRC     := $(wildcard net/*.c)
+MANIFEST_SRC := $(wildcard manifests/*.c)
+RECON_SRC   := $(wildcard reconciler/*.c)
 # host_*.c files of kestrel/lib use host-only libraries (libarchive): not in the guest
 KLIB_GUEST  := $(filter-out kestrel/lib/host_%,$(KLIB_SRC))
 AGENT_SRC   := $(wildcard kestrel/agent/*.c)
@@ -44,7 +46,7 @@ UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 GUESTT_SRC  := $(wildcard tests/guest/*.c)
 FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
 
-HOST_LIBS := $(B)/lib/libhyprdaemon.a $(B)/lib/libhyprcli.a $(B)/lib/libhyprnet.a $(B)/lib/libhyprbuilder.a $(B)/lib/libhyprvmm.a $(B)/lib/libkestrel.a $(B)/lib/libhyprcommon.a
+HOST_LIBS := $(B)/lib/libhyprdaemon.a $(B)/lib/libhyprrecon.a $(B)/lib/libhyprcli.a $(B)/lib/libhyprmanifest.a $(B)/lib/libhyprnet.a $(B)/lib/libhyprbuilder.a $(B)/lib/libhyprvmm.a $(B)/lib/libkestrel.a $(B)/lib/libhyprcommon.a
 BINS      := $(patsubst cmd/%.c,bin/%,$(CMD_SRC))
 UNITS     := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 GUESTT    := $(patsubst tests/guest/%.c,$(B)/guest/%,$(GUESTT_SRC))
@@ -78,6 +80,10 @@ $(B)/lib/libhyprcli.a: $(patsubst %.c,$(B)/obj/%.o,$(CLI_SRC))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 $(B)/lib/libhyprnet.a: $(patsubst %.c,$(B)/obj/%.o,$(NET_SRC))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(B)/lib/libhyprmanifest.a: $(patsubst %.c,$(B)/obj/%.o,$(MANIFEST_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(B)/lib/libhyprrecon.a: $(patsubst %.c,$(B)/obj/%.o,$(RECON_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 bin/%: $(B)/obj/cmd/%.o $(HOST_LIBS)
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $< $(HOST_LIBS) $(LDLIBS)
@@ -105,6 +111,7 @@ FUZZ_SRC_fuzz_kestrel_config := kestrel/lib/config.c kestrel/lib/proto.c common/
 FUZZ_SRC_fuzz_kestrel_proto := kestrel/lib/proto.c common/error.c
 FUZZ_SRC_fuzz_unpack := builder/unpack.c common/error.c
 FUZZ_SRC_fuzz_dns := net/dns.c common/error.c
+FUZZ_SRC_fuzz_compose := $(wildcard manifests/*.c) common/error.c
 fuzz: $(FUZZERS)
 .SECONDEXPANSION:
 # keep objects: they are intermediate files of the pattern chains
@@ -124,6 +131,7 @@ bench: deps all
 	@bash bench/boot
 	@bash bench/pull
 	@bash bench/net
+	@bash bench/compose
 	@bash tests/e2e/prepare >/dev/null && bash bench/api
 
 PREFIX ?= /usr/local

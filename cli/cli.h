@@ -94,6 +94,7 @@ int cli_cmd_version(int argc, char **argv);
 int cli_cmd_port(int argc, char **argv);     /* cli/cmd_network.c */
 int cli_cmd_network(int argc, char **argv);  /* cli/cmd_network.c */
 int cli_cmd_volume(int argc, char **argv);   /* cli/cmd_volume.c */
+int cli_cmd_compose(int argc, char **argv);  /* cli/cmd_compose*.c */
 
 /* ---- the shapes the object commands share (cli/common.c) ---- */
 

@@ -39,6 +39,8 @@ static const char main_usage[] =
     "Networks and volumes:\n"
     "  network   create, ls, inspect, rm, prune networks\n"
     "  volume    create, ls, inspect, rm, prune volumes\n\n"
+    "Stacks:\n"
+    "  compose   up, ps, ls, logs, down, config: compose projects as stacks\n\n"
     "Daemon:\n"
     "  system    df, prune, events\n"
     "  events    The daemon's events as they happen\n"
@@ -62,6 +64,7 @@ int main(int argc, char **argv)
         { "rmi", cli_cmd_rmi },         { "load", cli_cmd_load },       { "system", cli_cmd_system },
         { "events", cli_cmd_events },   { "health", cli_cmd_health },   { "version", cli_cmd_version },
         { "port", cli_cmd_port },       { "network", cli_cmd_network }, { "volume", cli_cmd_volume },
+        { "compose", cli_cmd_compose },
     };
     if (argc < 2) {
         fputs(main_usage, stderr);

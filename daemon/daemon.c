@@ -8,6 +8,7 @@
  * listeners close first; VMs keep running (they are not hyprd's children)
  * and the next hyprd re-attaches to them. */
 #include "daemon.h"
+#include "health.h"
 #include "state.h"
 #include "volumes.h"
 
@@ -66,6 +67,8 @@ int hyprd_init(struct hyprd *d, const struct hyprd_config *cfg, hypr_error_t *er
         return hypr_error_make(err, ENOMEM, "daemon state");
     if (lifecycle_start_supervisor(d, err) < 0 || lifecycle_reattach(d, err) < 0)
         return -1;
+    if (health_init(d, err) < 0 || stacks_init(d, err) < 0)
+        return -1;
     if (http_start(d, err) < 0)
         return -1;
     return 0;
@@ -74,6 +77,8 @@ int hyprd_init(struct hyprd *d, const struct hyprd_config *cfg, hypr_error_t *er
 void hyprd_fini(struct hyprd *d)
 {
     http_stop(d);
+    stacks_fini(d);
+    health_fini(d);
     if (d->epfd >= 0)
         lifecycle_stop_supervisor(d);
     netrt_fini(d);

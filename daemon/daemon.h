@@ -13,6 +13,9 @@
  *   vmspec.c    a create request's networks, ports and mounts
  *   networks.c  networks (net/: namespaces, IPAM, DNS, port proxy)
  *   volumes.c   volumes (ext4 disk images)
+ *   health.c    health checks of VMs through the guest agent
+ *   stacks.c    compose stacks: storage and API handlers
+ *   stack_loop.c the reconciler thread: plans (reconciler/) and acts
  *   daemon.c    hyprd_init / hyprd_fini
  *
  * Locking: `d->lock` (recursive; never waited on while taken twice) guards the in-memory tables (runtime VM entries, exec
@@ -80,6 +83,8 @@ struct hyprd {
     int64_t started_at;
     struct hyprd_http *http;
     struct netrt *net;           /* networks.c */
+    struct health *health;       /* health.c */
+    struct stacks *stacks;       /* stacks.c, stack_loop.c */
     bool volumes_ready;          /* volumes.c: table migrated and reconciled (volumes_init); under lock */
     /* the last exit codes, so a wait on an auto-removed VM still gets one */
     struct {
@@ -126,6 +131,7 @@ struct req {
     char *sink_error;
     uint64_t t0_ns;
     int client_fd;
+    const char *const *iquery;   /* in-process calls: {key, value, ..., NULL} */
 };
 
 const char *req_query(struct req *r, const char *key);
@@ -153,6 +159,14 @@ void http_stop(struct hyprd *d);
 
 /* Handlers (return 0; the reply is in r). */
 typedef int (*handler_fn)(struct req *r);
+/* An in-process call of a handler that takes no streamed body (the
+ * reconciler creates VMs, networks and volumes through the same code and
+ * checks as API clients): `param` is the route's first capture, `query`
+ * {key, value, ..., NULL} or NULL, `body` borrowed. Returns the reply's HTTP
+ * status; *reply (may be NULL) gets the JSON reply, owned by the caller. */
+int daemon_call(struct hyprd *d, handler_fn fn, const char *param, const char *const *query, json_t *body,
+                json_t **reply);
+
 
 /* vms.c */
 /* Finds the VM named by the route's {vm} (name, id, id prefix); on failure
@@ -280,6 +294,16 @@ int h_volumes_create(struct req *r);
 int h_volume_inspect(struct req *r);
 int h_volume_remove(struct req *r);
 int h_volumes_prune(struct req *r);
+
+/* ---- stacks.c, stack_loop.c: compose stacks and their reconciler ---- */
+/* At start: the stack tables, then the reconciler thread (which resumes
+ * any convergence, update or teardown a previous hyprd left unfinished). */
+int stacks_init(struct hyprd *d, hypr_error_t *err);
+void stacks_fini(struct hyprd *d);
+int h_stacks_list(struct req *r);
+int h_stacks_create(struct req *r);
+int h_stack_inspect(struct req *r);
+int h_stack_remove(struct req *r);
 
 /* ---- system.c: events and metrics ---- */
 void events_emit(struct hyprd *d, const char *type, const char *action, const char *id, const char *name,

@@ -76,6 +76,10 @@ static const struct route api_routes[] = {
     { "GET", "/v1/system/df", h_df, BODY_NONE },
     { "POST", "/v1/system/prune", h_prune, BODY_NONE },
     { "GET", "/v1/events", h_events, BODY_NONE },
+    { "GET", "/v1/stacks", h_stacks_list, BODY_NONE },
+    { "POST", "/v1/stacks", h_stacks_create, BODY_JSON },
+    { "GET", "/v1/stacks/*", h_stack_inspect, BODY_NONE },
+    { "DELETE", "/v1/stacks/*", h_stack_remove, BODY_NONE },
     { "GET", "/v1/volumes", h_volumes_list, BODY_NONE },
     { "POST", "/v1/volumes", h_volumes_create, BODY_JSON },
     { "POST", "/v1/volumes/prune", h_volumes_prune, BODY_NONE },
@@ -174,7 +178,31 @@ static const struct route *route_find(const struct route *routes, const char *me
 
 const char *req_query(struct req *r, const char *key)
 {
+    if (r->conn == NULL) { /* an in-process call (daemon_call) */
+        for (const char *const *q = r->iquery; q && q[0]; q += 2)
+            if (strcmp(q[0], key) == 0)
+                return q[1];
+        return NULL;
+    }
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+int daemon_call(struct hyprd *d, handler_fn fn, const char *param, const char *const *query, json_t *body,
+                json_t **reply)
+{
+    struct req r = { .d = d, .method = "", .path = "", .body = body, .iquery = query, .client_fd = -1 };
+    r.params[0] = (char *)param;
+    fn(&r);
+    if (r.response)
+        MHD_destroy_response(r.response);
+    if (r.cleanup)
+        r.cleanup(&r);
+    free(r.sink_error);
+    if (reply)
+        *reply = r.reply;
+    else
+        json_decref(r.reply);
+    return r.status ? (int)r.status : 500;
 }
 
 bool req_query_bool(struct req *r, const char *key)

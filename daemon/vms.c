@@ -7,6 +7,7 @@
  * WorkingDir, User), and records it: a later re-tag of the image does not
  * change what a restart of the VM runs. */
 #include "daemon.h"
+#include "health.h"
 #include "logs.h"
 #include "shim.h"
 #include "state.h"
@@ -54,6 +55,9 @@ static json_t *vm_json(struct hyprd *d, const struct vm_row *v)
     if (o) {
         json_object_set_new(o, "NetworkSettings", netrt_vm_settings(d, v));
         json_object_set_new(o, "Mounts", vmspec_mounts_json(d, v));
+        json_t *h = v->status == VM_RUNNING ? health_json(d, v->id) : NULL;
+        if (h) /* State.Health, as Docker: for VMs with a health check */
+            json_object_set_new(json_object_get(o, "State"), "Health", h);
     }
     return o;
 }

@@ -58,4 +58,15 @@ tests/kvmhost/vmrun bash -c '
     bin/hypr run --rm -v webdata:/www busybox:latest "cat /www/index.html"
     bin/hypr volume rm webdata
     bin/hypr network rm app
+    echo
+    echo "demo: hypr compose up -d in examples/shop: db, then api (2 replicas) once db is healthy, then web"
+    (cd examples/shop && ../../bin/hypr compose up -d)
+    echo "demo: curl http://127.0.0.1:8080/cgi-bin/hello   (web -> api -> db, each by its service name)"
+    for i in $(seq 60); do curl -sf http://127.0.0.1:8080/cgi-bin/hello && break; sleep 1; done
+    echo "demo: GREETING=hi hypr compose up -d: api changed, so a rolling update (start-first, one replica at a time)"
+    (cd examples/shop && GREETING=hi ../../bin/hypr compose up -d)
+    curl -sf http://127.0.0.1:8080/cgi-bin/hello
+    (cd examples/shop && ../../bin/hypr compose ps)
+    echo "demo: hypr compose down -v"
+    (cd examples/shop && ../../bin/hypr compose down -v)
 ' "$PWD" "$archive"

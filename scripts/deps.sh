@@ -19,6 +19,8 @@ PKGS=(
   libmicrohttpd-dev wrk
   # networks: rtnetlink (net/); bench/net peer tool (inside the guest image)
   libmnl-dev libnftables-dev iperf3 iproute2
+  # compose files (manifests/)
+  libyaml-dev
   # image tests and benchmark peers: a local registry, image tools
   docker-registry umoci skopeo apache2-utils
   # image tests: the store checks (sqlite3), token server and fault proxy (python3, openssl), curl

@@ -18,7 +18,7 @@ fail() { echo "FAIL $1: $2"; nfail=$((nfail + 1)); }
 run_vm() {
     local name=$1; shift
     case "$1" in ip) ;; *) set -- "$VMM" "$@" ;; esac # a full command (ip netns exec ...) or VMM arguments
-    timeout 600 "$@" >"$work/out" 2>"$work/err"
+    timeout -k 15 300 "$@" >"$work/out" 2>"$work/err"
     rc=$?
     if [ -n "${E2E_VERBOSE:-}" ]; then
         echo "--- $name: rc=$rc"; cat "$work/out"; cat "$work/err"
