@@ -25,7 +25,7 @@ CFLAGS  += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -MMD -MP
 # the commit, for `hypr version` (only the two files that report it use it)
 GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 $(B)/obj/daemon/system.o $(B)/obj/cli/cmd_system.o: CFLAGS += -DHYPR_GIT_COMMIT='"$(GIT_COMMIT)"'
-LDLIBS  := -lyaml -lnftables -lmnl -lmicrohttpd -lcurl -lsqlite3 -ljansson -lcrypto -larchive -lseccomp -lpthread
+LDLIBS  := -lext2fs -lcom_err -lyaml -lnftables -lmnl -lmicrohttpd -lcurl -lsqlite3 -ljansson -lcrypto -larchive -lseccomp -lpthread
 GUEST_CFLAGS := $(CFLAGS) -static -Os
 
 B := build
@@ -112,6 +112,7 @@ FUZZ_SRC_fuzz_kestrel_proto := kestrel/lib/proto.c common/error.c
 FUZZ_SRC_fuzz_unpack := builder/unpack.c common/error.c
 FUZZ_SRC_fuzz_dns := net/dns.c common/error.c
 FUZZ_SRC_fuzz_compose := $(wildcard manifests/*.c) common/error.c
+FUZZ_SRC_fuzz_dockerfile := builder/dockerfile.c builder/dockerfile_expand.c builder/dockerignore.c common/error.c
 fuzz: $(FUZZERS)
 .SECONDEXPANSION:
 # keep objects: they are intermediate files of the pattern chains
@@ -132,12 +133,13 @@ bench: deps all
 	@bash bench/pull
 	@bash bench/net
 	@bash bench/compose
+	@bash bench/build
 	@bash tests/e2e/prepare >/dev/null && bash bench/api
 
 PREFIX ?= /usr/local
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/hypr $(DESTDIR)$(PREFIX)/share/doc/hypr
-	install -m 0755 bin/hypr bin/hyprd bin/hypr-shim bin/hypr-vmm bin/kestrel-ctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 bin/hypr bin/hyprd bin/hypr-shim bin/hypr-vmm bin/hypr-layer bin/kestrel-ctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(B)/kernel/vmlinux $(B)/initramfs.cpio $(DESTDIR)$(PREFIX)/lib/hypr/
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/hypr/
 install-systemd: install

@@ -94,6 +94,14 @@ int store_has_image(struct store *s, const char *id, hypr_error_t *err);
 int store_stage_convert(struct store_stage *st, const struct store_layer *layers, size_t nlayers,
                         hypr_error_t *err);
 
+/* Instead of store_stage_convert, when the image's layers are exactly
+ * those of image `image_id` (in the store): its rootfs is reused (a
+ * hardlink), as a build does for a step that changes only the config. */
+int store_stage_reuse_rootfs(struct store_stage *st, const char *image_id, hypr_error_t *err);
+/* Where the store keeps blob `digest` (malloc'd path; the file exists when
+ * an image of the store references the blob). */
+char *store_blob_path(struct store *s, const char *digest);
+
 /* Validates the staged config against the layers (diff_ids), moves the
  * staged files into the store and records the image, its layers and the
  * tag / repo digest, atomically (see the header comment). */

@@ -155,7 +155,7 @@ char *store_stage_blob_path(struct store_stage *st, const char *digest)
     return p;
 }
 
-static char *store_blob_path(struct store *s, const char *digest)
+char *store_blob_path(struct store *s, const char *digest)
 {
     char *p;
     if (asprintf(&p, "%s/blobs/sha256/%s", s->dir, digest + 7) < 0)
@@ -552,6 +552,21 @@ out:
         store_unlock(s);
     parsed_config_free(&pc);
     return ret < 0 ? hypr_error_wrap(err, "store image `%s`", in->config_digest) : 0;
+}
+
+int store_stage_reuse_rootfs(struct store_stage *st, const char *image_id, hypr_error_t *err)
+{
+    cleanup_free char *src = NULL, *dst = NULL;
+    if (strncmp(image_id, "sha256:", 7) != 0 || asprintf(&src, "%s/rootfs/%s.sqfs", st->s->dir, image_id + 7) < 0 ||
+        asprintf(&dst, "%s/rootfs.sqfs", st->dir) < 0)
+        return hypr_error_make(err, ENOMEM, "reuse the rootfs of `%s`", image_id);
+    unlink(dst);
+    if (link(src, dst) < 0)
+        return hypr_error_make(err, errno, "link `%s` into the stage", src);
+    free(st->sqfs);
+    st->sqfs = dst;
+    dst = NULL;
+    return 0;
 }
 
 /* Removes the files of `dir` whose name (minus `suffix`) has no row in

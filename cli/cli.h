@@ -70,6 +70,26 @@ struct cli_run_opts {
  * "=" takes K from this process's environment, as Docker does). */
 int cli_run_body(const struct cli_run_opts *o, json_t **out, hypr_error_t *err);
 
+/* A build (cli/cmd_build.c), for `hypr build` and `hypr compose up`.
+ * Strings point into argv or the caller's memory. */
+struct cli_build_opts {
+    const char *context;    /* the context directory */
+    const char *dockerfile; /* a path relative to the cwd (`-f`); NULL:
+                               CONTEXT/Dockerfile; "-": the standard input */
+    const char *target, *platform; /* NULL: none */
+    struct cli_strv tags;   /* NAME[:TAG] */
+    struct cli_strv args;   /* K=V, or K: K's value in this process's
+                               environment (not sent when K is unset) */
+    bool no_cache;
+    bool quiet;             /* nothing printed (the step lines dropped) */
+};
+/* Sends the context (minus what its .dockerignore excludes; the Dockerfile
+ * and .dockerignore always) to POST /v1/build and prints the step lines on
+ * stdout as they come (unless quiet). Returns 0 with *image_id ("sha256:...",
+ * malloc'd; image_id may be NULL), or -1 with *err: "ERROR: MESSAGE" for a
+ * build that failed (the daemon's {"error"}), else the client's message. */
+int cli_build(struct client *c, const struct cli_build_opts *o, char **image_id, hypr_error_t *err);
+
 int cli_cmd_run(int argc, char **argv);
 int cli_cmd_create(int argc, char **argv); /* run without the start */
 int cli_cmd_exec(int argc, char **argv);
@@ -87,6 +107,7 @@ int cli_cmd_pull(int argc, char **argv);
 int cli_cmd_images(int argc, char **argv);
 int cli_cmd_rmi(int argc, char **argv);
 int cli_cmd_load(int argc, char **argv);
+int cli_cmd_build(int argc, char **argv);  /* cli/cmd_build.c */
 int cli_cmd_system(int argc, char **argv);
 int cli_cmd_events(int argc, char **argv);
 int cli_cmd_health(int argc, char **argv);

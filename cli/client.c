@@ -335,3 +335,15 @@ int client_upload(struct client *c, const char *method, const char *path, const 
     }
     return perform(c, &r, reply, status, err);
 }
+
+int client_upload_stream(struct client *c, const char *method, const char *path, const char *content_type,
+                         int64_t size, client_read_fn fn, void *arg, client_data_fn on_data, void *data_arg,
+                         long *status, hypr_error_t *err)
+{
+    struct client_req r = { .input_fd = -1, .rfn = fn, .rarg = arg, .fn = on_data, .arg = data_arg };
+    if (client_req_setup(c, &r, method, path, NULL, content_type, size, err) < 0) {
+        client_req_cleanup(&r);
+        return -1;
+    }
+    return perform(c, &r, NULL, status, err);
+}

@@ -15,7 +15,8 @@
  *
  * Requests: client_json (a JSON body or none, the reply parsed), client_stream
  * (the reply handed chunk by chunk to a callback: logs -f, events, pull
- * progress), client_upload (a request body produced by a callback: load), and
+ * progress), client_upload (a request body produced by a callback: load;
+ * client_upload_stream when the reply is a stream too: build), and
  * client_session (several transfers in one curl multi loop, one of them
  * possibly streaming a file descriptor as a chunked request body: run -i,
  * exec -i; with signals delivered to a hook inside the loop). */
@@ -74,6 +75,11 @@ typedef ssize_t (*client_read_fn)(void *arg, char *buf, size_t n, hypr_error_t *
  * with the given Content-Type; the reply is parsed as client_json does. */
 int client_upload(struct client *c, const char *method, const char *path, const char *content_type, int64_t size,
                   client_read_fn fn, void *arg, json_t **reply, long *status, hypr_error_t *err);
+/* client_upload whose 2xx reply is streamed to `on_data` (build: the body is
+ * the context, the reply its output lines). */
+int client_upload_stream(struct client *c, const char *method, const char *path, const char *content_type,
+                         int64_t size, client_read_fn fn, void *arg, client_data_fn on_data, void *data_arg,
+                         long *status, hypr_error_t *err);
 
 /* One transfer of a session. The caller fills the first block; the session
  * fills the second. */

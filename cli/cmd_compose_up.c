@@ -11,9 +11,12 @@
  * -d), the logs of the stack's VMs are then followed until Ctrl-C, which
  * leaves the stack running (unlike Compose, which stops it).
  *
- * Builds (`build:`) are not supported yet: a service that needs one fails
- * `up` before anything is sent, unless its image is already in the store
- * (then a warning). */
+ * Builds (`build:`), before the POST, through cli_build (cli/cmd_build.c)
+ * as Compose does them: with --build every selected service that has one
+ * is built, otherwise only those whose image is not in the store yet. The
+ * image is the service's `image:`, else `<project>-<service>`, Compose's
+ * name, which is then written into the service in the document sent (the
+ * daemon needs an image for every service). */
 #include "cmd_compose.h"
 
 #include <errno.h>
@@ -434,7 +437,8 @@ static const char up_usage[] =
     "only their logs followed.\n\n"
     "  -d, --detach                  return once the stack converged\n"
     "      --timeout S               give up waiting after S seconds (default 600)\n"
-    "      --build                   build images first (not supported yet)\n"
+    "      --build                   build the images of services with `build:` first\n"
+    "                                (without it: only those not in the store yet)\n"
     "  -f, --file FILE               compose file (repeatable)\n"
     "  -p, --project-name NAME       project (stack) name\n"
     "      --profile P               enable a profile (repeatable)\n"
@@ -455,33 +459,80 @@ static void want_with_deps(const struct compose_project *p, const struct compose
     }
 }
 
-/* Builds are issue 7: a service with `build:` (all of them with --build,
- * else those with no `image:`) needs its image in the store already. */
-static int check_builds(struct client *c, const struct compose_project *p, const bool *want, bool build)
+/* The image of a service with `build:`: its `image:`, else
+ * "<project>-<service>" (Compose's name). NULL: no memory. */
+static char *build_image(const struct compose_project *p, const struct compose_service *s)
+{
+    char *image = NULL;
+    if (s->image)
+        return strdup(s->image);
+    return asprintf(&image, "%s-%s", p->name, s->name) < 0 ? NULL : image;
+}
+
+/* Builds the image of service s as `image`. Returns 0, or -1 after
+ * reporting. */
+static int build_service(struct client *c, const struct compose_service *s, const char *image)
+{
+    const struct compose_build *b = s->build;
+    cleanup_error hypr_error_t err = NULL;
+    cleanup_free char *dockerfile = NULL;
+    struct cli_build_opts o = { .context = b->context, .target = b->target };
+    int rc = -1;
+    if (b->dockerfile[0] == '/' ? (dockerfile = strdup(b->dockerfile)) == NULL
+                                : asprintf(&dockerfile, "%s/%s", b->context, b->dockerfile) < 0) {
+        dockerfile = NULL;
+        hypr_error_make(&err, ENOMEM, "compose up");
+        goto out;
+    }
+    o.dockerfile = dockerfile;
+    if (cli_strv_push(&o.tags, image, &err) < 0)
+        goto out;
+    for (size_t i = 0; i < b->nargs; i++)
+        if (cli_strv_push(&o.args, b->args[i], &err) < 0)
+            goto out;
+    printf("Building service %s (image %s)\n", s->name, image);
+    fflush(stdout);
+    if (cli_build(c, &o, NULL, &err) < 0)
+        goto out;
+    printf(" %s Image %s  Built\n", GLYPH_OK, image);
+    fflush(stdout);
+    rc = 0;
+out:
+    if (err) {
+        hypr_error_wrap(&err, "hypr: compose up: service `%s`", s->name);
+        cli_report(&err);
+    }
+    cli_strv_free(&o.tags);
+    cli_strv_free(&o.args);
+    return rc;
+}
+
+/* The builds of the selected services (want[]) with `build:`: all of them
+ * with --build, else those whose image is not in the store. Returns 0, or
+ * -1 after reporting. */
+static int run_builds(struct client *c, const struct compose_project *p, const bool *want, bool build)
 {
     for (size_t i = 0; i < p->nservices; i++) {
         const struct compose_service *s = &p->services[i];
         cleanup_error hypr_error_t err = NULL;
         cleanup_free char *image = NULL, *path = NULL;
         long code = 0;
-        if (!want[i] || s->build == NULL || (!build && s->image))
+        if (!want[i] || s->build == NULL)
             continue;
-        if (s->image ? (image = strdup(s->image)) == NULL : asprintf(&image, "%s-%s", p->name, s->name) < 0)
+        if ((image = build_image(p, s)) == NULL || (path = cli_image_path(image, "")) == NULL) {
+            fprintf(stderr, "hypr: compose up: %s\n", strerror(ENOMEM));
             return -1;
-        if ((path = cli_image_path(image, "")) == NULL)
-            return -1;
-        if (client_json(c, "GET", path, NULL, NULL, &code, &err) == 0) {
-            fprintf(stderr, "WARN: service %s: building images is not supported by this version of hypr yet; using "
-                    "the image `%s` already in the store\n", s->name, image);
-            continue;
         }
-        if (code == 404)
-            fprintf(stderr, "hypr: service %s needs its image built (`build:`), and building images is not supported "
-                    "by this version of hypr yet: build `%s` with Docker and `hypr load` it, or set `image:` to an "
-                    "image to pull\n", s->name, image);
-        else
-            cli_report(&err);
-        return -1;
+        if (!build) {
+            if (client_json(c, "GET", path, NULL, NULL, &code, &err) == 0)
+                continue; /* in the store: used as it is */
+            if (code != 404) {
+                cli_report(&err);
+                return -1;
+            }
+        }
+        if (build_service(c, s, image) < 0)
+            return -1;
     }
     return 0;
 }
@@ -490,6 +541,21 @@ static int check_builds(struct client *c, const struct compose_project *p, const
 static json_t *up_body(const struct compose_project *p, const struct cli_strv *services)
 {
     json_t *doc = compose_project_json(p);
+    json_t *svcs = json_object_get(doc, "services");
+    /* a service with `build:` and no `image:` runs the image built for it */
+    for (size_t i = 0; doc && i < p->nservices; i++) {
+        const struct compose_service *s = &p->services[i];
+        char *image = NULL;
+        json_t *o = json_object_get(svcs, s->name);
+        if (s->image || s->build == NULL || o == NULL)
+            continue;
+        if ((image = build_image(p, s)) == NULL || json_object_set_new(o, "image", json_string(image)) < 0) {
+            free(image);
+            json_decref(doc);
+            return NULL;
+        }
+        free(image);
+    }
     json_t *body = doc ? json_pack("{s:s, s:o, s:s}", "Name", p->name, "Compose", doc, "Dir", p->dir) : NULL;
     if (body && services->n) {
         json_t *list = json_array();
@@ -690,7 +756,7 @@ int cli_compose_up(int argc, char **argv)
     }
     for (i = 0; pos.n == 0 && i < p->nservices; i++)
         want[i] = true;
-    if (cli_connect(&c) < 0 || check_builds(&c, p, want, build) < 0)
+    if (cli_connect(&c) < 0 || run_builds(&c, p, want, build) < 0)
         goto out;
     if (stack_before(&c, p->name, &before) < 0 || (known = instance_ids(before)) == NULL)
         goto out;

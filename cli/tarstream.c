@@ -3,7 +3,8 @@
  * libarchive writes into a callback that appends to `out`; cli_tar_read
  * drains `out` and, when it is empty, advances the state machine by one step
  * (next entry's header, or the next block of the current file, or the end
- * of the archive). */
+ * of the archive). The walk (nftw with FTW_ACTIONRETVAL) asks the filter of
+ * cli_tar_open_filtered about each path and skips the subtrees it refuses. */
 #include "tarstream.h"
 
 #include <archive.h>
@@ -19,12 +20,15 @@
 
 #define TAR_BLOCK (64 * 1024)
 
-/* Invariants: paths[0..npaths) are relative paths under dir, sorted; next
- * is the entry whose header comes next; while fd >= 0 the current regular
+/* Invariants: paths[0..npaths) are relative paths under dir, sorted (but
+ * for the extra file, last, whose source is extra_path when that is set);
+ * next is the entry whose header comes next; while fd >= 0 the current regular
  * file has `left` bytes still to send; out[off..len) is produced and not yet
  * handed over. */
 struct cli_tar {
     char *dir;
+    char *what;       /* "load", "build": starts the messages */
+    char *extra_path; /* the source of paths[npaths - 1], or NULL */
     char **paths;
     size_t npaths, cap, next;
     struct archive *a;
@@ -40,27 +44,41 @@ struct cli_tar {
 /* nftw has no user pointer: the walk in progress. */
 static struct cli_tar *walking;
 static size_t walk_prefix;
+static const struct cli_tar_opts *walk_opts;
+
+/* Appends a copy of rel to t->paths. */
+static int add_path(struct cli_tar *t, const char *rel)
+{
+    if (t->npaths == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 64;
+        char **p = realloc(t->paths, cap * sizeof(*p));
+        if (p == NULL)
+            return -1;
+        t->paths = p;
+        t->cap = cap;
+    }
+    t->paths[t->npaths] = strdup(rel);
+    if (t->paths[t->npaths] == NULL)
+        return -1;
+    t->npaths++;
+    return 0;
+}
 
 static int collect(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
     (void)st;
-    (void)type;
     (void)ftw;
     if (strlen(path) <= walk_prefix)
-        return 0; /* the directory itself */
-    if (walking->npaths == walking->cap) {
-        size_t cap = walking->cap ? walking->cap * 2 : 64;
-        char **p = realloc(walking->paths, cap * sizeof(*p));
-        if (p == NULL)
-            return -1;
-        walking->paths = p;
-        walking->cap = cap;
-    }
-    walking->paths[walking->npaths] = strdup(path + walk_prefix + 1);
-    if (walking->paths[walking->npaths] == NULL)
-        return -1;
-    walking->npaths++;
-    return 0;
+        return FTW_CONTINUE; /* the directory itself */
+    const char *rel = path + walk_prefix + 1;
+    bool is_dir = type == FTW_D || type == FTW_DNR;
+    enum cli_tar_verdict v = walk_opts && walk_opts->filter ? walk_opts->filter(walk_opts->arg, rel, is_dir)
+                                                            : CLI_TAR_SEND;
+    if (v == CLI_TAR_SKIP)
+        return is_dir ? FTW_SKIP_SUBTREE : FTW_CONTINUE;
+    if (v == CLI_TAR_SKIP_ENTRY)
+        return FTW_CONTINUE;
+    return add_path(walking, rel) < 0 ? FTW_STOP : FTW_CONTINUE;
 }
 
 static int cmp_paths(const void *a, const void *b)
@@ -91,22 +109,38 @@ static la_ssize_t on_archive_write(struct archive *a, void *arg, const void *buf
 
 int cli_tar_open(const char *dir, struct cli_tar **out, hypr_error_t *err)
 {
+    return cli_tar_open_filtered(dir, NULL, out, err);
+}
+
+int cli_tar_open_filtered(const char *dir, const struct cli_tar_opts *opts, struct cli_tar **out, hypr_error_t *err)
+{
     struct cli_tar *t = calloc(1, sizeof(*t));
+    const char *what = opts && opts->what ? opts->what : "load";
     if (t == NULL)
         return hypr_error_make(err, ENOMEM, "tar of `%s`", dir);
     t->fd = -1;
     t->dir = strdup(dir);
+    t->what = strdup(what);
     walking = t;
+    walk_opts = opts;
     walk_prefix = strlen(dir);
     while (walk_prefix > 1 && dir[walk_prefix - 1] == '/')
         walk_prefix--;
     errno = 0;
-    if (t->dir == NULL || nftw(dir, collect, 16, FTW_PHYS) != 0) {
-        hypr_error_make(err, errno ? errno : ENOMEM, "load `%s`: read the directory", dir);
+    int walked = t->dir && t->what ? nftw(dir, collect, 16, FTW_PHYS | FTW_ACTIONRETVAL) : -1;
+    walk_opts = NULL;
+    if (walked != 0) {
+        hypr_error_make(err, errno ? errno : ENOMEM, "%s `%s`: read the directory", what, dir);
         cli_tar_close(t);
         return -1;
     }
     qsort(t->paths, t->npaths, sizeof(*t->paths), cmp_paths);
+    if (opts && opts->extra_name && opts->extra_path &&
+        ((t->extra_path = strdup(opts->extra_path)) == NULL || add_path(t, opts->extra_name) < 0)) {
+        hypr_error_make(err, ENOMEM, "tar of `%s`", dir);
+        cli_tar_close(t);
+        return -1;
+    }
     t->a = archive_write_new();
     if (t->a == NULL || archive_write_set_format_pax_restricted(t->a) != ARCHIVE_OK ||
         archive_write_set_bytes_per_block(t->a, 0) != ARCHIVE_OK ||
@@ -132,13 +166,18 @@ static int archive_fail(struct cli_tar *t, const char *what, hypr_error_t *err)
 /* The header of entry `next` (and opens it when it is a regular file). */
 static int step_header(struct cli_tar *t, hypr_error_t *err)
 {
+    bool extra = t->extra_path && t->next == t->npaths - 1;
     const char *rel = t->paths[t->next++];
     cleanup_free char *full = NULL;
     struct stat st;
-    if (asprintf(&full, "%s/%s", t->dir, rel) < 0)
+    if (extra ? (full = strdup(t->extra_path)) == NULL : asprintf(&full, "%s/%s", t->dir, rel) < 0) {
+        full = NULL;
         return hypr_error_make(err, ENOMEM, "tar of `%s`", t->dir);
-    if (lstat(full, &st) < 0)
-        return hypr_error_make(err, errno, "load: `%s`", full);
+    }
+    if ((extra ? stat(full, &st) : lstat(full, &st)) < 0)
+        return hypr_error_make(err, errno, "%s: `%s`", t->what, full);
+    if (extra && !S_ISREG(st.st_mode))
+        return hypr_error_make(err, 0, "%s: `%s` is not a regular file", t->what, full);
     struct archive_entry *e = archive_entry_new();
     if (e == NULL)
         return hypr_error_make(err, ENOMEM, "tar of `%s`", t->dir);
@@ -149,7 +188,7 @@ static int step_header(struct cli_tar *t, hypr_error_t *err)
         ssize_t n = readlink(full, target, sizeof(target) - 1);
         if (n < 0) {
             archive_entry_free(e);
-            return hypr_error_make(err, errno, "load: readlink `%s`", full);
+            return hypr_error_make(err, errno, "%s: readlink `%s`", t->what, full);
         }
         target[n] = 0;
         archive_entry_set_symlink(e, target);
@@ -157,10 +196,10 @@ static int step_header(struct cli_tar *t, hypr_error_t *err)
     if (!S_ISREG(st.st_mode))
         archive_entry_set_size(e, 0);
     if (S_ISREG(st.st_mode)) {
-        t->fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        t->fd = open(full, O_RDONLY | O_CLOEXEC | (extra ? 0 : O_NOFOLLOW));
         if (t->fd < 0) {
             archive_entry_free(e);
-            return hypr_error_make(err, errno, "load: open `%s`", full);
+            return hypr_error_make(err, errno, "%s: open `%s`", t->what, full);
         }
         t->left = st.st_size;
         free(t->current);
@@ -181,16 +220,16 @@ static int step_data(struct cli_tar *t, hypr_error_t *err)
     size_t want = t->left < (int64_t)sizeof(buf) ? (size_t)t->left : sizeof(buf);
     ssize_t n = want ? read(t->fd, buf, want) : 0;
     if (n < 0)
-        return hypr_error_make(err, errno, "load: read `%s`", t->current);
+        return hypr_error_make(err, errno, "%s: read `%s`", t->what, t->current);
     if (n == 0 && want)
-        return hypr_error_make(err, 0, "load: `%s` shrank while it was being sent", t->current);
+        return hypr_error_make(err, 0, "%s: `%s` shrank while it was being sent", t->what, t->current);
     if (n > 0 && archive_write_data(t->a, buf, (size_t)n) != n)
         return archive_fail(t, t->current, err);
     t->left -= n;
     if (t->left == 0) {
         char extra;
         if (read(t->fd, &extra, 1) == 1)
-            return hypr_error_make(err, 0, "load: `%s` grew while it was being sent", t->current);
+            return hypr_error_make(err, 0, "%s: `%s` grew while it was being sent", t->what, t->current);
         close(t->fd);
         t->fd = -1;
     }
@@ -234,6 +273,8 @@ void cli_tar_close(struct cli_tar *t)
         free(t->paths[i]);
     free(t->paths);
     free(t->dir);
+    free(t->what);
+    free(t->extra_path);
     free(t->current);
     free(t->out);
     hypr_error_free(&t->write_err);

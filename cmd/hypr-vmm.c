@@ -8,7 +8,7 @@
  *            [--net tap=NAME[,netns=PATH][,mac=MAC][,ip=ADDR/PREFIX][,gw=ADDR]]...
  *            [--dns IP]... [--dns-search DOMAIN]... [--add-host NAME:IP]...
  *            [--volume FILE:TARGET[:ro]]... [--tmpfs TARGET[:OPTIONS]]...
- *            [--share DIR:TARGET[:ro]]...
+ *            [--share DIR:TARGET[:ro]]... [--upper FILE]
  *            [--hostname NAME] [--cmdline ARGS] [--stats] [--chdir DIR]
  *            [--no-sandbox] -- CMD [ARG...]
  *   hypr-vmm [OPTIONS] --image REF [-- CMD [ARG...]]
@@ -28,6 +28,11 @@
  * through live (virtio-fs, tag hyprfsN for the Nth) and mounted by the guest
  * agent at TARGET (read-only with :ro). Extra mounts are done parents first (sorted by
  * the depth of their target, stable).
+ * Build steps: --upper FILE is an ext4 image (builder/layer.h,
+ * layer_upper_create) attached writable as the last disk; the guest agent
+ * puts the root overlay's upper and work dirs on it (/upper, /work) instead
+ * of a tmpfs and leaves it clean (remounted read-only) at shutdown, so the
+ * caller reads the workload's changes from it afterwards.
  *
  * A directory rootfs is packed into a temporary squashfs (mksquashfs) that
  * is removed when the VM ends. --image runs an image of the store
@@ -101,6 +106,8 @@ static void usage(FILE *f)
             "                     tmpfs at TARGET, options nosuid,nodev,OPTIONS (repeatable)\n"
             "  --share DIR:TARGET[:ro]\n"
             "                     host directory DIR shared live at TARGET (virtio-fs; repeatable)\n"
+            "  --upper FILE       ext4 image FILE (writable, the last disk) holds the root overlay's\n"
+            "                     upper layer (/upper) instead of a tmpfs: the changes stay in it\n"
             "  --hostname NAME    guest hostname\n"
             "  --cmdline ARGS     extra kernel command line arguments\n"
             "  --stats            print boot timing and memory figures on stderr\n"
@@ -489,7 +496,7 @@ int main(int argc, char **argv)
 {
     enum { O_KERNEL = 256, O_INITRD, O_ROOTFS, O_CPUS, O_MEMORY, O_DISK, O_VSOCK, O_TAP,
            O_HOSTNAME, O_CMDLINE, O_STATS, O_DUMP_INITRD, O_IMAGE, O_NO_SANDBOX, O_TTY, O_CONSOLE_STDIN,
-           O_STDIN, O_CHDIR, O_NET, O_DNS, O_DNS_SEARCH, O_ADD_HOST, O_VOLUME, O_TMPFS, O_SHARE };
+           O_STDIN, O_CHDIR, O_NET, O_DNS, O_DNS_SEARCH, O_ADD_HOST, O_VOLUME, O_TMPFS, O_SHARE, O_UPPER };
     static const struct option opts[] = {
         { "kernel", required_argument, 0, O_KERNEL }, { "initrd", required_argument, 0, O_INITRD },
         { "rootfs", required_argument, 0, O_ROOTFS }, { "cpus", required_argument, 0, O_CPUS },
@@ -505,7 +512,8 @@ int main(int argc, char **argv)
         { "net", required_argument, 0, O_NET }, { "dns", required_argument, 0, O_DNS },
         { "dns-search", required_argument, 0, O_DNS_SEARCH }, { "add-host", required_argument, 0, O_ADD_HOST },
         { "volume", required_argument, 0, O_VOLUME }, { "tmpfs", required_argument, 0, O_TMPFS },
-        { "share", required_argument, 0, O_SHARE }, { 0, 0, 0, 0 },
+        { "share", required_argument, 0, O_SHARE }, { "upper", required_argument, 0, O_UPPER },
+        { 0, 0, 0, 0 },
     };
     cleanup_error hypr_error_t err = NULL;
     struct vmm_config cfg = { .cpus = 1, .mem_mib = 256, .console_out = STDOUT_FILENO, .console_in = -1,
@@ -517,7 +525,8 @@ int main(int argc, char **argv)
     static char *env[MAX_ENV];
     cleanup_free char *kernel = NULL;
     cleanup_free char *initrd = NULL;
-    const char *rootfs = NULL, *image = NULL;
+    const char *rootfs = NULL, *image = NULL, *upper = NULL;
+    char upper_dev[16];
     cleanup_free char *image_rootfs = NULL;
     char tmp_squash[] = "/tmp/hypr-rootfs-XXXXXX";
     char rootfs_fd_path[32];
@@ -601,6 +610,13 @@ int main(int argc, char **argv)
             }
             cfg.shares = shares;
             break;
+        case O_UPPER:
+            if (upper) {
+                fprintf(stderr, "hypr-vmm: --upper given twice\n");
+                return EXIT_VMM_ERROR;
+            }
+            upper = optarg;
+            break;
         case O_HOSTNAME: agent.hostname = optarg; break;
         case O_CMDLINE: cfg.cmdline_extra = optarg; break;
         case O_STATS: stats = true; break;
@@ -632,6 +648,15 @@ int main(int argc, char **argv)
     if (apply_net_vol(&nvo, disks, &ndisks, &cfg, &agent, &err) < 0) {
         hypr_error_report(&err, "hypr-vmm");
         return EXIT_VMM_ERROR;
+    }
+    if (upper) { /* after every --disk and --volume: the last disk */
+        if (ndisks > MAX_DISKS) {
+            fprintf(stderr, "hypr-vmm: --upper: at most %d disks, volumes and upper\n", MAX_DISKS);
+            return EXIT_VMM_ERROR;
+        }
+        snprintf(upper_dev, sizeof(upper_dev), "/dev/vd%c", 'a' + ndisks);
+        disks[ndisks++] = (struct vmm_disk){ upper, false };
+        agent.upper_dev = upper_dev;
     }
     if (image) {
         if (apply_image(image, &agent, argv + optind, (size_t)(argc - optind), env, MAX_ENV, &image_rootfs,

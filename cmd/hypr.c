@@ -35,7 +35,8 @@ static const char main_usage[] =
     "  pull      Download an image from a registry into the store\n"
     "  images    List the images in the store\n"
     "  rmi       Remove images\n"
-    "  load      Load images from a docker-save archive or an OCI layout\n\n"
+    "  load      Load images from a docker-save archive or an OCI layout\n"
+    "  build     Build an image from a Dockerfile\n\n"
     "Networks and volumes:\n"
     "  network   create, ls, inspect, rm, prune networks\n"
     "  volume    create, ls, inspect, rm, prune volumes\n\n"
@@ -64,7 +65,7 @@ int main(int argc, char **argv)
         { "rmi", cli_cmd_rmi },         { "load", cli_cmd_load },       { "system", cli_cmd_system },
         { "events", cli_cmd_events },   { "health", cli_cmd_health },   { "version", cli_cmd_version },
         { "port", cli_cmd_port },       { "network", cli_cmd_network }, { "volume", cli_cmd_volume },
-        { "compose", cli_cmd_compose },
+        { "compose", cli_cmd_compose }, { "build", cli_cmd_build },
     };
     if (argc < 2) {
         fputs(main_usage, stderr);

@@ -9,6 +9,7 @@
  *   lifecycle.c start, stop, kill, wait; the supervisor thread and re-attach
  *   exec.c      exec sessions bridged to the guest agent
  *   images.c    image API handlers over the store (builder/)
+ *   build.c     POST /v1/build: context upload, builder/build.c, streamed output
  *   system.c    version, health, df, prune, events, metrics
  *   vmspec.c    a create request's networks, ports and mounts
  *   networks.c  networks (net/: namespaces, IPAM, DNS, port proxy)
@@ -199,6 +200,8 @@ int h_images_pull(struct req *r);
 int h_images_load(struct req *r);
 int h_image_inspect(struct req *r);
 int h_image_remove(struct req *r);
+/* build.c */
+int h_build(struct req *r);
 /* system.c */
 int h_version(struct req *r);
 int h_health(struct req *r);

@@ -64,6 +64,7 @@ static const struct route api_routes[] = {
     { "GET", "/v1/images", h_images_list, BODY_NONE },
     { "POST", "/v1/images/pull", h_images_pull, BODY_NONE },
     { "POST", "/v1/images/load", h_images_load, BODY_STREAM },
+    { "POST", "/v1/build", h_build, BODY_STREAM },
     { "GET", "/v1/images/**", h_image_inspect, BODY_NONE },
     { "DELETE", "/v1/images/**", h_image_remove, BODY_NONE },
     { "GET", "/v1/networks", h_networks_list, BODY_NONE },

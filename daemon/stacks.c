@@ -538,7 +538,7 @@ int h_stacks_create(struct req *r)
     }
     for (size_t i = 0; i < p->nservices; i++)
         if (p->services[i].image == NULL) {
-            req_error(r, 400, "service %s: no image (building images from `build:` is not supported yet)",
+            req_error(r, 400, "service %s: no image (`hypr compose up` builds a `build:` service and sends its image; the API needs `image:`)",
                       p->services[i].name);
             compose_project_free(p);
             return 0;

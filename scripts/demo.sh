@@ -59,6 +59,13 @@ tests/kvmhost/vmrun bash -c '
     bin/hypr volume rm webdata
     bin/hypr network rm app
     echo
+    echo "demo: hypr build -t app:1 examples/app   (two stages; each RUN step runs in a microVM)"
+    bin/hypr build -t app:1 examples/app
+    echo "demo: hypr run --rm app:1"
+    bin/hypr run --rm app:1
+    echo "demo: hypr build -t app:1 examples/app again: every step from the cache, no VM booted"
+    bin/hypr build -t app:1 examples/app | grep -E "Using cache|Successfully"
+    echo
     echo "demo: hypr compose up -d in examples/shop: db, then api (2 replicas) once db is healthy, then web"
     (cd examples/shop && ../../bin/hypr compose up -d)
     echo "demo: curl http://127.0.0.1:8080/cgi-bin/hello   (web -> api -> db, each by its service name)"

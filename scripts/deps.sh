@@ -21,6 +21,8 @@ PKGS=(
   libmnl-dev libnftables-dev iperf3 iproute2
   # compose files (manifests/)
   libyaml-dev
+  # image builds: RUN layers read from the ext4 upper disk (builder/layer.c)
+  libext2fs-dev
   # image tests and benchmark peers: a local registry, image tools
   docker-registry umoci skopeo apache2-utils
   # image tests: the store checks (sqlite3), token server and fault proxy (python3, openssl), curl

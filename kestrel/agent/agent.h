@@ -31,12 +31,18 @@ int boot_early_mounts(hypr_error_t *err);
 /* Reads `kestrel.debug` from /proc/cmdline; quiets kernel console messages
  * unless debugging. */
 void boot_cmdline(void);
-/* Mounts the root device (squashfs, else ext4, read-only) under an overlay
- * with a tmpfs upper layer, moves /dev, /proc and /sys into it and makes it
- * the root. root_dev "" keeps the initramfs as the root. */
-int boot_switch_root(const char *root_dev, hypr_error_t *err);
+/* Mounts the root device (c->root_dev, default /dev/vda; squashfs, else
+ * ext4, read-only) under an overlay whose upper layer is a tmpfs, or with
+ * c->upper_dev the ext4 filesystem on that device (its /upper and /work,
+ * created if missing), moves /dev, /proc and /sys into it and makes it the
+ * root. root_dev "" keeps the initramfs as the root. With upper_dev, the
+ * generated /etc files are written here, into a tmpfs layer between the
+ * image and the upper one, so that they are not among the changes the host
+ * reads from the upper filesystem (boot_container_mounts skips them). */
+int boot_switch_root(const struct kestrel_config *c, hypr_error_t *err);
 /* Inside the (new) root: /dev/pts, /dev/shm, /dev/mqueue, /run, /dev/fd &
- * co; sethostname and the generated /etc files (netcfg_write_etc); then the
+ * co; sethostname and the generated /etc files (netcfg_write_etc, unless
+ * boot_switch_root wrote them in its middle layer); then the
  * config's extra mounts in order (a /dev/ source is waited for; x-populate
  * fills an empty filesystem from the image); finally the generated /etc
  * files that an extra mount hid are bind-mounted back over it. */
@@ -46,7 +52,9 @@ int boot_write_file(const char *path, const char *content, hypr_error_t *err);
 /* Brings up the loopback interface. */
 int boot_loopback(hypr_error_t *err);
 /* sync, unmount the /etc files put back over a mount, the extra mounts
- * (reverse order), remount / read-only. */
+ * (reverse order), remount / read-only; then, with an upper device, sync
+ * it and remount it read-only, so that its ext4 image is clean (journal
+ * flushed, no recovery needed) when the host reads it. */
 void boot_teardown(const struct kestrel_config *c);
 /* Reports status on port 0x510 (outl) and reboots; never returns. */
 __attribute__((noreturn)) void boot_poweroff(int status);

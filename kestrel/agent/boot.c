@@ -19,6 +19,7 @@
 #include <sys/reboot.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +34,13 @@
  * own back on top, as Docker does; etc_bound says which, for teardown. */
 static const char *const etc_files[] = {"/etc/hostname", "/etc/hosts", "/etc/resolv.conf" /* with dns */};
 static bool etc_bound[ARRAY_SIZE(etc_files)];
+
+/* With an upper device: /mnt/rw of the initramfs (the ext4 holding the
+ * overlay's upper and work dirs), opened before the root switch hides it,
+ * so that teardown can sync it and remount it read-only; else -1. */
+static int upper_fd = -1;
+/* The generated /etc files are in the /mnt/gen layer (gen_layer). */
+static bool etc_generated;
 
 bool agent_debug;
 
@@ -130,9 +138,73 @@ static int wait_for_dev(const char *dev, const char *what, hypr_error_t *err)
     return 0;
 }
 
-int boot_switch_root(const char *root_dev, hypr_error_t *err)
+/* /mnt/rw: a tmpfs, or with upper_dev its ext4 filesystem (kept across
+ * runs: /upper and /work may exist already), holding upper/ and work/. */
+static int mount_upper(const char *upper_dev, hypr_error_t *err)
+{
+    if (upper_dev == NULL)
+        return mount_at("tmpfs", "/mnt/rw", "tmpfs", 0, "mode=0755", err);
+    if (wait_for_dev(upper_dev, "upper device", err) < 0)
+        return -1;
+    if (mount_at(upper_dev, "/mnt/rw", "ext4", 0, NULL, err) < 0)
+        return hypr_error_wrap(err, "upper device `%s`", upper_dev);
+    upper_fd = open("/mnt/rw", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (upper_fd < 0)
+        return hypr_error_make(err, errno, "open `/mnt/rw` (upper device `%s`)", upper_dev);
+    agent_log("mounted %s (ext4) as the overlay's upper filesystem", upper_dev);
+    return 0;
+}
+
+/* With an upper device (a build step, whose changes the host reads from
+ * it): a tmpfs at /mnt/gen holding only the generated /etc files, stacked
+ * between the image and the upper layer, so that they are not among the
+ * changes. Its /etc takes the owner, mode and times of the image's, which
+ * a copy-up of /etc then records. Returns 1, or 0 without doing anything
+ * when the image's /etc is not a directory (the files then go to the upper
+ * layer as without a device). netcfg_write_etc writes absolute paths: a
+ * child chrooted into /mnt/gen runs it. */
+static int gen_layer(const struct kestrel_config *c, hypr_error_t *err)
+{
+    struct stat st;
+    bool have_etc = lstat("/mnt/lower/etc", &st) == 0;
+    if (have_etc && !S_ISDIR(st.st_mode))
+        return 0;
+    if (mount_at("tmpfs", "/mnt/gen", "tmpfs", 0, "mode=0755", err) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return hypr_error_make(err, errno, "fork");
+    if (pid == 0) {
+        hypr_error_t e = NULL;
+        if (chroot("/mnt/gen") < 0 || chdir("/") < 0) {
+            dprintf(STDERR_FILENO, "kestrel: chroot `/mnt/gen`: %s\n", strerror(errno));
+            _exit(1);
+        }
+        if (netcfg_write_etc(c, c->hostname ? c->hostname : KESTREL_DEFAULT_HOSTNAME, &e) < 0) {
+            hypr_error_report(&e, "kestrel");
+            _exit(1);
+        }
+        _exit(0);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return hypr_error_make(err, errno, "wait for the writer of the /etc files");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return hypr_error_make(err, EIO, "write the generated /etc files in `/mnt/gen`");
+    if (have_etc) {
+        struct timespec times[2] = {st.st_atim, st.st_mtim};
+        if (chown("/mnt/gen/etc", st.st_uid, st.st_gid) < 0 || chmod("/mnt/gen/etc", st.st_mode & 07777) < 0 ||
+            utimensat(AT_FDCWD, "/mnt/gen/etc", times, 0) < 0)
+            return hypr_error_make(err, errno, "give `/mnt/gen/etc` the attributes of the image's /etc");
+    }
+    return 1;
+}
+
+int boot_switch_root(const struct kestrel_config *c, hypr_error_t *err)
 {
     static const char *const moved[] = {"/dev", "/proc", "/sys"};
+    const char *root_dev = c->root_dev ? c->root_dev : KESTREL_DEFAULT_ROOT_DEV, *upper_dev = c->upper_dev;
     if (root_dev[0] == 0) {
         agent_log("no root device: the initramfs is the root");
         return 0;
@@ -156,12 +228,21 @@ int boot_switch_root(const char *root_dev, hypr_error_t *err)
     if (mount(root_dev, "/mnt/lower", fstype, MS_RDONLY, NULL) < 0)
         return hypr_error_make(err, errno, "mount root device `%s` (%s, read-only)", root_dev, fstype);
     agent_log("mounted %s (%s)", root_dev, fstype);
-    if (mount_at("tmpfs", "/mnt/rw", "tmpfs", 0, "mode=0755", err) < 0)
+    if (mount_upper(upper_dev, err) < 0)
         return -1;
-    if (mkdir("/mnt/rw/upper", 0755) < 0 || mkdir("/mnt/rw/work", 0755) < 0)
+    if ((mkdir("/mnt/rw/upper", 0755) < 0 && errno != EEXIST) || (mkdir("/mnt/rw/work", 0755) < 0 && errno != EEXIST))
         return hypr_error_make(err, errno, "mkdir in `/mnt/rw`");
-    if (mount_at("overlay", "/mnt/root", "overlay", 0,
-                 "lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work", err) < 0)
+    int gen = upper_dev ? gen_layer(c, err) : 0;
+    if (gen < 0)
+        return -1;
+    etc_generated = gen > 0;
+    /* With an upper device, the host reads the changes from upper/: keep
+     * it self-contained whatever the kernel's defaults (no metacopy-only
+     * files, no redirected directories, no index) */
+    char opts[160];
+    snprintf(opts, sizeof(opts), "lowerdir=%s/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work%s",
+             etc_generated ? "/mnt/gen:" : "", upper_dev ? ",index=off,redirect_dir=off,metacopy=off" : "");
+    if (mount_at("overlay", "/mnt/root", "overlay", 0, opts, err) < 0)
         return -1;
     for (size_t i = 0; i < sizeof(moved) / sizeof(moved[0]); i++) {
         char dst[64];
@@ -345,7 +426,7 @@ int boot_container_mounts(const struct kestrel_config *c, hypr_error_t *err)
     const char *hostname = c->hostname ? c->hostname : KESTREL_DEFAULT_HOSTNAME;
     if (sethostname(hostname, strlen(hostname)) < 0)
         return hypr_error_make(err, errno, "sethostname `%s`", hostname);
-    if (netcfg_write_etc(c, hostname, err) < 0)
+    if (!etc_generated && netcfg_write_etc(c, hostname, err) < 0)
         return -1;
     int fds[ARRAY_SIZE(etc_files)];
     for (size_t i = 0; i < ARRAY_SIZE(etc_files); i++)
@@ -401,6 +482,23 @@ void boot_teardown(const struct kestrel_config *c)
             umount2(c->mounts[i].target, MNT_DETACH);
     mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL);
     sync();
+    if (upper_fd < 0)
+        return;
+    /* The overlay (now read-only) keeps the upper filesystem's superblock
+     * alive, so unmounting /mnt/rw would not write it out: remounting it
+     * read-only does (journal flushed, filesystem marked clean), which is
+     * what lets the host read the image without a journal replay. The
+     * mount is only reachable through the fd since the root switch. */
+    char path[32];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", upper_fd);
+    if (syncfs(upper_fd) < 0)
+        dprintf(STDERR_FILENO, "kestrel: sync the upper filesystem: %s\n", strerror(errno));
+    if (mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+        dprintf(STDERR_FILENO, "kestrel: remount the upper filesystem read-only: %s\n", strerror(errno));
+    else
+        agent_log("upper filesystem remounted read-only");
+    close(upper_fd);
+    upper_fd = -1;
 }
 
 void boot_poweroff(int status)

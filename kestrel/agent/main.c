@@ -3,7 +3,7 @@
  *
  * Boot: mounts /proc, /sys, /dev; reads /kestrel.cfg (appended to the
  * initramfs by the VMM, see lib/config.h); switches to the rootfs (overlay
- * of the root device and a tmpfs); container mounts, hostname and /etc
+ * of the root device and a tmpfs, or the ext4 upper device); container mounts, hostname and /etc
  * files, volumes, loopback, network interfaces;
  * listens on vsock; starts the workload with OCI semantics (lib/spawn.h),
  * its stdin the console when the config says `tty` or `stdin`.
@@ -289,7 +289,7 @@ int main(int argc, char **argv)
     boot_console_raw(a.cfg.tty);
     if (console_input_setup(&a.cfg, &err) < 0)
         agent_fatal(&err, KESTREL_EXIT_INTERNAL);
-    if (boot_switch_root(a.cfg.root_dev ? a.cfg.root_dev : KESTREL_DEFAULT_ROOT_DEV, &err) < 0 ||
+    if (boot_switch_root(&a.cfg, &err) < 0 ||
         boot_container_mounts(&a.cfg, &err) < 0)
         agent_fatal(&err, KESTREL_EXIT_INTERNAL);
     if (boot_loopback(&err) < 0) {

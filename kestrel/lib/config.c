@@ -137,6 +137,10 @@ int kestrel_config_validate(const struct kestrel_config *c, hypr_error_t *err)
         return hypr_error_make(err, EINVAL, "config: hostname `%s` must have 1 to 64 bytes", c->hostname);
     if (c->root_dev && c->root_dev[0] != 0 && !str_ok_abs(c->root_dev))
         return hypr_error_make(err, EINVAL, "config: root_dev `%s` is not an absolute path", c->root_dev);
+    if (c->upper_dev && !str_ok_abs(c->upper_dev))
+        return hypr_error_make(err, EINVAL, "config: upper_dev `%s` is not an absolute path", c->upper_dev);
+    if (c->upper_dev && c->root_dev && c->root_dev[0] == 0)
+        return hypr_error_make(err, EINVAL, "config: upper_dev `%s` without a root device", c->upper_dev);
     if (c->vsock_port == UINT32_MAX)
         return hypr_error_make(err, EINVAL, "config: vsock_port %u is reserved", c->vsock_port);
     if (c->nmounts > 0 && c->mounts == NULL)
@@ -187,6 +191,8 @@ int kestrel_config_encode(const struct kestrel_config *c, uint8_t **buf, size_t 
         put_rec(&b, "hostname", c->hostname);
     if (c->root_dev)
         put_rec(&b, "root_dev", c->root_dev);
+    if (c->upper_dev)
+        put_rec(&b, "upper_dev", c->upper_dev);
     if (c->vsock_port) {
         snprintf(num, sizeof(num), "%u", c->vsock_port);
         put_rec(&b, "vsock_port", num);
@@ -283,7 +289,7 @@ static int decode_records(const uint8_t *buf, size_t len, struct kestrel_config 
     size_t mount_field = 0; /* next expected mount.* record, 0..3 */
     bool net_need_addr = false; /* after net.mac: net.addr must come next */
     bool after_addr = false;    /* the previous record was net.addr: net.gw may come */
-    bool seen_workdir = false, seen_user = false, seen_hostname = false, seen_root = false;
+    bool seen_workdir = false, seen_user = false, seen_hostname = false, seen_root = false, seen_upper = false;
     bool seen_port = false, seen_tty = false, seen_stdin = false;
     size_t pos = 0, index = 0;
 
@@ -347,6 +353,9 @@ static int decode_records(const uint8_t *buf, size_t len, struct kestrel_config 
                 return -1;
         } else if (strcmp(key, "root_dev") == 0) {
             if (set_once(&c->root_dev, &seen_root, key, val, err) < 0)
+                return -1;
+        } else if (strcmp(key, "upper_dev") == 0) {
+            if (set_once(&c->upper_dev, &seen_upper, key, val, err) < 0)
                 return -1;
         } else if (strcmp(key, "vsock_port") == 0) {
             if (seen_port)
@@ -464,6 +473,7 @@ void kestrel_config_free(struct kestrel_config *c)
     free((char *)c->user);
     free((char *)c->hostname);
     free((char *)c->root_dev);
+    free((char *)c->upper_dev);
     for (size_t i = 0; i < c->nmounts; i++) {
         free((char *)c->mounts[i].source);
         free((char *)c->mounts[i].target);

@@ -11,7 +11,7 @@
  * of NUL-terminated records "key=value". The first record is
  * "kestrel.cfg=1" (the format version). Values may hold any byte but NUL.
  * Keys: argv (repeated, in order, at least one), env (repeated,
- * "KEY=VALUE"), workdir, user, hostname, root_dev, vsock_port, tty, stdin,
+ * "KEY=VALUE"), workdir, user, hostname, root_dev, upper_dev, vsock_port, tty, stdin,
  * per extra mount the four records mount.source, mount.target,
  * mount.fstype, mount.options in that order, per network interface the
  * records net.mac, net.addr and optionally net.gw in that order, and dns,
@@ -66,7 +66,9 @@ struct kestrel_net {
  * every env entry has an '=' after a non-empty name; workdir, when set, is
  * absolute; user and hostname, when set, are non-empty, hostname at most 64
  * bytes; root_dev is NULL (default), "" (no disk: the initramfs stays the
- * root) or an absolute path; vsock_port is 0 (default) or a port below
+ * root) or an absolute path; upper_dev is NULL or an absolute path, and
+ * only with a root device (root_dev not "");
+ * vsock_port is 0 (default) or a port below
  * 0xffffffff; nets as described above, no MAC twice; every dns entry an
  * IPv4 or IPv6 address; every dns_search entry a domain of 1 to 253 bytes
  * without blanks; every host entry "NAME IP" (one space; NAME non-empty
@@ -80,6 +82,10 @@ struct kestrel_config {
     const char *user;      /* NULL -> root; "uid", "uid:gid", "name", "name:group" */
     const char *hostname;  /* NULL -> "hypr" */
     const char *root_dev;  /* NULL -> "/dev/vda"; "" -> no rootfs disk */
+    const char *upper_dev; /* NULL -> tmpfs upper; else an absolute device path holding an
+                            * ext4 fs whose /upper and /work dirs are the overlay's
+                            * (created if missing); unmounted cleanly at shutdown so the
+                            * host can read the changes (hypr build) */
     uint32_t vsock_port;   /* agent listen port; 0 -> 1024 */
     bool tty;              /* workload on the console as its controlling tty */
     bool stdin_open;       /* key "stdin": without tty, the workload's stdin is the

@@ -40,32 +40,14 @@ inspect() { api "http://hyprd/v1/vms/$1"; }
 wait_log() { for _ in $(seq "$2"); do "$HYPR" logs "$1" 2>/dev/null | grep -q -- "$3" && return 0; sleep 1; done; return 1; }
 has_event() { stack_json "$1" | jq -e --arg a "$2" '[.Events[] | select(.Action == $a)] | length > 0' >/dev/null; }
 
-hyprd_pid=
-start_hyprd() {
-    "$ROOT/bin/hyprd" >>"$work/hyprd.log" 2>&1 &
-    hyprd_pid=$!
-    for _ in $(seq 300); do
-        "$HYPR" health >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "hyprd did not come up:"; tail -20 "$work/hyprd.log"
-    return 1
-}
-cleanup() {
-    "$HYPR" rm -f $("$HYPR" ps -aq 2>/dev/null) >/dev/null 2>&1
-    [ -n "$hyprd_pid" ] && kill "$hyprd_pid" 2>/dev/null
-    pkill -f "hypr-shim --dir $work" 2>/dev/null
-    sleep 0.5
-    for ns in "$HYPR_RUNTIME_DIR"/netns/*; do [ -e "$ns" ] && umount -l "$ns" 2>/dev/null; done
-    rm -rf "$work" "$HYPR_RUNTIME_DIR"
-}
+. tests/lib/e2e.sh
 on_fail_dump() {
     echo "--- hyprd log (tail)"; tail -30 "$work/hyprd.log"
     echo "--- stack"; stack_json shop | jq -c '{Status, Services: [.Services[] | {Name, Status, Update, I: [.Instances[] | {Name, Status, Health, ExitCode}]}], Events: .Events[-12:]}'
 }
-trap cleanup EXIT
+trap e2e_cleanup EXIT
 
-if ! start_hyprd; then
+if ! e2e_start_hyprd; then
     fail daemon_start "hyprd did not start"
     exit 1
 fi
@@ -175,13 +157,17 @@ restarted() { [ "$(inspect "$vm" | jq -r '.State | "\(.Status) \(.RestartCount)"
 why="vm=$vm pid=$pid $(inspect "$vm" | jq -c .State)"; check killed_vm_restarted_by_policy wait_for 120 restarted
 
 # ---- hyprd killed with SIGKILL in the middle of an update ----
+h0=$(svc_field shop api .Hash)
 write_compose v4 "$API_OK"
 (cd "$proj" && timeout 60 "$HYPR" compose up -d >/dev/null 2>&1 &)
-wait_for 60 has_event shop update_start
+# the new config is stored and its rolling update has begun
+update_begun() { [ "$(svc_field shop api .Hash)" != "$h0" ] && [ "$(svc_field shop api .Update.State)" = updating ]; }
+why="h0=$h0 $(svc_field shop api .Update)"; check update_in_flight_before_crash wait_for 60 update_begun
 kill -9 "$hyprd_pid"
 wait "$hyprd_pid" 2>/dev/null
-start_hyprd || fail hyprd_restart "hyprd did not start again"
-wait_for 240 eval 'has_event shop update_completed && [ "$(svc_field shop api .Status)" = running ]'
+e2e_start_hyprd || fail hyprd_restart "hyprd did not start again"
+converged_v4() { [ "$(svc_field shop api .Status)" = running ] && [ "$(running_of shop api | cut -d" " -f3)" = "$(svc_field shop api .Hash)" ]; }
+wait_for 240 converged_v4
 vms=$(vm_names | sort)
 api_vms=$(grep -c '^shop-api' <<<"$vms")
 wait_log "$(running_of shop api | cut -d" " -f1)" 60 'api-v4'

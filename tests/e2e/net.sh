@@ -36,28 +36,10 @@ hrun() { timeout 300 "$HYPR" run "$@"; }
 # waits up to $2 seconds for VM $1's logs to contain $3
 wait_log() { for _ in $(seq "$2"); do "$HYPR" logs "$1" 2>/dev/null | grep -q "$3" && return 0; sleep 1; done; return 1; }
 
-hyprd_pid=
-start_hyprd() {
-    "$ROOT/bin/hyprd" >>"$work/hyprd.log" 2>&1 &
-    hyprd_pid=$!
-    for _ in $(seq 300); do
-        "$HYPR" health >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "hyprd did not come up:"; tail -20 "$work/hyprd.log"
-    return 1
-}
-cleanup() {
-    "$HYPR" rm -f $("$HYPR" ps -aq 2>/dev/null) >/dev/null 2>&1
-    [ -n "$hyprd_pid" ] && kill "$hyprd_pid" 2>/dev/null
-    pkill -f "hypr-shim --dir $work" 2>/dev/null
-    sleep 0.5
-    for ns in "$HYPR_RUNTIME_DIR"/netns/*; do [ -e "$ns" ] && umount -l "$ns" 2>/dev/null; done
-    rm -rf "$work" "$HYPR_RUNTIME_DIR"
-}
-trap cleanup EXIT
+. tests/lib/e2e.sh
+trap e2e_cleanup EXIT
 
-if ! start_hyprd; then
+if ! e2e_start_hyprd; then
     fail daemon_start "hyprd did not start"
     exit 1
 fi
@@ -164,7 +146,7 @@ why="rc=$rc $out"; check tmpfs_size_limit eval 'has "$out" "rc=1\$" && has "$out
 
 # ---- addresses kept across a kill -9 of hyprd ----
 kill -9 "$hyprd_pid"; wait "$hyprd_pid" 2>/dev/null
-start_hyprd
+e2e_start_hyprd
 ip2=$("$HYPR" inspect db | sed -n 's/.*"IPAddress": *"\([0-9.]*\)".*/\1/p' | head -1)
 why="before=$db_ip after=$ip2"; check ipam_kept_across_restart test "$ip2" = "$db_ip"
 out=$(hrun --rm --network app -u 0 busybox "$HTTP_GET; http_get db 8000 /index.html"'; ip=$(busybox ip -4 addr show eth0 | busybox grep -o "10\.89\.0\.[0-9]*"); echo myip=$ip' 2>&1)

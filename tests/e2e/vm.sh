@@ -407,5 +407,44 @@ expect tmpfs_size 0 "tmpfs rw,nosuid,nodev,relatime,size=1024k
 1777
 No space left on device"
 
+# 17. --upper (hypr build's RUN steps): the root overlay's upper layer is an
+#     ext4 image (made as builder/layer.c's layer_upper_create does) that
+#     the guest leaves clean; a new file, whiteouts (char devices 0/0) for
+#     removed files, an opaque directory (rmdir + mkdir), and no generated
+#     /etc files among the changes although the workload sees them
+if command -v mke2fs >/dev/null && command -v debugfs >/dev/null; then
+    up=$work/upper.img
+    truncate -s 256M "$up"
+    mke2fs -q -F -t ext4 -O ^has_journal -E root_owner=0:0,lazy_itable_init=0 -m 0 "$up"
+    run_vm upper_run --rootfs "$BB" --upper "$up" --hostname builder -- /bin/sh -c \
+        'echo new > /added; rm /bin/true; rm /etc/group; mkdir -p /d/e; rmdir /mnt && mkdir /mnt
+         cat /etc/hostname; grep -c "[[:space:]]builder$" /etc/hosts; grep -c "^root:" /etc/passwd'
+    expect upper_run 0 "builder
+1
+1"
+    upper_ls=$(debugfs -R 'ls -l /upper' "$up" 2>/dev/null)
+    etc_ls=$(debugfs -R 'ls /upper/etc' "$up" 2>/dev/null)
+    true_stat=$(debugfs -R 'stat /upper/bin/true' "$up" 2>/dev/null)
+    group_stat=$(debugfs -R 'stat /upper/etc/group' "$up" 2>/dev/null)
+    if ! dumpe2fs -h "$up" 2>/dev/null | grep -q '^Filesystem state: *clean$'; then
+        fail upper_changes "the upper image was not left clean: $(dumpe2fs -h "$up" 2>&1 | grep -i state)"
+    elif ! printf '%s\n' "$upper_ls" | grep -q '^ *[0-9]* *100644 .* 4 .* added$' ||
+        ! printf '%s\n' "$upper_ls" | grep -q ' d$'; then
+        fail upper_changes "/upper lacks added or d: $upper_ls"
+    elif ! printf '%s\n' "$true_stat" | grep -q 'Type: character special' ||
+        ! printf '%s\n' "$true_stat" | grep -q 'Device major/minor number: 00:00' ||
+        ! printf '%s\n' "$group_stat" | grep -q 'Type: character special'; then
+        fail upper_changes "no whiteouts for /bin/true and /etc/group: $true_stat / $group_stat"
+    elif ! debugfs -R 'ea_get /upper/mnt trusted.overlay.opaque' "$up" 2>/dev/null | grep -q '= "y"'; then
+        fail upper_changes "/upper/mnt is not opaque"
+    elif printf '%s\n' "$etc_ls" | grep -q 'hostname\|hosts'; then
+        fail upper_changes "generated /etc files in the upper layer: $etc_ls"
+    else
+        ok upper_changes
+    fi
+else
+    fail upper_run "mke2fs or debugfs missing (e2fsprogs)"
+fi
+
 rm -rf "$work"
 [ $nfail -eq 0 ]

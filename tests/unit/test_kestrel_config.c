@@ -53,7 +53,7 @@ TEST(roundtrip_full)
     struct kestrel_config in = {
         .argv = argv, .argc = 4, .env = env, .envc = 3,
         .workdir = "/srv/app dir", .user = "www-data:staff", .hostname = "box-1",
-        .root_dev = "/dev/vdz", .vsock_port = 4242, .tty = true, .stdin_open = true,
+        .root_dev = "/dev/vdz", .upper_dev = "/dev/vdy", .vsock_port = 4242, .tty = true, .stdin_open = true,
         .mounts = mounts, .nmounts = 2,
     };
     uint8_t *buf = NULL;
@@ -71,7 +71,8 @@ TEST(roundtrip_full)
     for (size_t i = 0; ok && i < 3; i++)
         ok = same_str(out.env[i], env[i]);
     ok = ok && same_str(out.workdir, in.workdir) && same_str(out.user, in.user) &&
-         same_str(out.hostname, in.hostname) && same_str(out.root_dev, in.root_dev) && out.vsock_port == 4242 &&
+         same_str(out.hostname, in.hostname) && same_str(out.root_dev, in.root_dev) &&
+         same_str(out.upper_dev, in.upper_dev) && out.vsock_port == 4242 &&
          out.tty && out.stdin_open && out.nmounts == 2;
     for (size_t i = 0; ok && i < 2; i++)
         ok = same_str(out.mounts[i].source, mounts[i].source) && same_str(out.mounts[i].target, mounts[i].target) &&
@@ -97,7 +98,7 @@ TEST(roundtrip_defaults)
     CHECK(exact);
     CHECK(r == 0);
     bool ok = out.argc == 1 && out.envc == 0 && out.env == NULL && out.workdir == NULL && out.user == NULL &&
-              out.hostname == NULL && out.root_dev == NULL && out.vsock_port == 0 && !out.tty && !out.stdin_open &&
+              out.hostname == NULL && out.root_dev == NULL && out.upper_dev == NULL && out.vsock_port == 0 && !out.tty && !out.stdin_open &&
               out.nmounts == 0;
     kestrel_config_free(&out);
     CHECK(ok);
@@ -179,6 +180,12 @@ TEST(rejects_malformed)
     DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("stdin=0") REC("stdin=1"), "key `stdin` appears twice");
     DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("workdir=relative"), "absolute");
     DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("root_dev=vda"), "absolute");
+    DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("upper_dev=vdb"), "upper_dev `vdb` is not an absolute path");
+    DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("upper_dev="), "upper_dev `` is not an absolute path");
+    DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("upper_dev=/dev/vdb") REC("upper_dev=/dev/vdb"),
+              "key `upper_dev` appears twice");
+    DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("root_dev=") REC("upper_dev=/dev/vdb"),
+              "without a root device");
     DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("user="), "user is empty");
     DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("hostname="), "hostname");
     DEC_FAILS(REC("kestrel.cfg=1") REC("argv=x") REC("hostname=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),

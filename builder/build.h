@@ -1,0 +1,63 @@
+/* builder/build.h: Dockerfile builds (`hypr build`, POST /v1/build). Used by
+ * hyprd (daemon/build.c), which receives the context and streams the
+ * output; tests drive it through hyprd.
+ *
+ * Contract:
+ *  - build_run executes the Dockerfile of an extracted context directory
+ *    into the image store: FROM pulls (or reuses) the base, config
+ *    instructions change the image config, RUN boots a microVM (hypr-vmm)
+ *    from the stage's current rootfs with the stage's env, workdir, user
+ *    and shell, whose overlay upper disk becomes the step's layer; COPY and
+ *    ADD write layers from the context (or another stage / image) without
+ *    a VM. Every layer step commits an (untagged) image to the store.
+ *  - Cache: each layer step is keyed by the chain of everything before it
+ *    (base image id, every instruction as expanded, build args in scope)
+ *    plus its inputs (file digests for COPY/ADD); a key already recorded
+ *    (table build_cache) whose image is still in the store is reused and
+ *    boots nothing. The final image is keyed the same way, so a rebuild
+ *    with nothing changed gives the same image id.
+ *  - Output: `emit` gets text as Docker's classic builder prints it: "Step
+ *    N/M : INSTRUCTION", " ---> Using cache", the RUN's own output, " --->
+ *    <short id>", and at the end "Successfully built <id>" / "Successfully
+ *    tagged <tag>".
+ *  - Failure (a RUN exiting non-zero, a missing COPY source, a syntax
+ *    error): an error naming the step; nothing is tagged, so the previous
+ *    image of each tag stays. */
+#ifndef HYPR_BUILDER_BUILD_H
+#define HYPR_BUILDER_BUILD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../common/error.h"
+
+struct store;
+
+struct build_opts {
+    const char *context;          /* extracted context directory */
+    const char *dockerfile;       /* relative to context; NULL: "Dockerfile" */
+    const char *const *tags;      /* "name[:tag]" */
+    size_t ntags;
+    const char *target;           /* stage name; NULL: the last */
+    const char *const *build_args; /* "K=V" (or "K": from env, ignored here) */
+    size_t nbuild_args;
+    bool no_cache;
+    const char *platform;         /* for FROM pulls; NULL: linux/amd64 */
+    /* RUN steps */
+    const char *vmm_path;         /* bin/hypr-vmm */
+    const char *kernel, *initrd;  /* NULL: hypr-vmm's defaults */
+    bool no_sandbox;
+    const char *work_dir;         /* scratch space (upper disks, layers) */
+    void (*emit)(void *arg, const char *text, size_t len);
+    void *arg;
+    volatile int *cancel;         /* set to stop at the next step */
+};
+
+struct build_result {
+    char image_id[80];            /* "sha256:..." */
+    int steps, cached, vm_boots;
+};
+
+int build_run(struct store *s, const struct build_opts *o, struct build_result *res, hypr_error_t *err);
+
+#endif

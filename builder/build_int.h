@@ -1,0 +1,65 @@
+/* builder/build_int.h: what build.c (stages, config steps, commits, cache)
+ * and build_steps.c (RUN in a microVM, COPY/ADD) share; not an API
+ * (build.h is). */
+#ifndef HYPR_BUILDER_BUILD_INT_H
+#define HYPR_BUILDER_BUILD_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "build.h"
+#include "dockerfile.h"
+#include "layer.h"
+
+/* A stage being built. Invariants: config is the image config's "config"
+ * object as it stands after the last step; layers/diff_ids are those of
+ * image_id (NULL image_id: no layer yet, FROM scratch); rootfs is
+ * image_id's squashfs (NULL when image_id is); key is the cache chain key
+ * of everything so far. */
+struct bstate {
+    char *image_id;
+    char *rootfs;
+    json_t *config;
+    json_t *layers;    /* [{digest, mediaType, size}] */
+    json_t *diff_ids;
+    json_t *shell;     /* ["/bin/sh", "-c"] or SHELL's */
+    json_t *args;      /* {name: value} ARGs in scope */
+    char key[65];
+};
+
+struct bctx {
+    struct store *s;
+    const struct build_opts *o;
+    struct dockerfile *df;
+    struct dockerignore *di;   /* may be NULL */
+    json_t *build_args;        /* {K: V} of --build-arg */
+    json_t *global_args;       /* {K: V or null} before the first FROM */
+    struct bstate *stages;     /* per stage, valid when done[i] */
+    bool *done;
+    int step, nsteps;
+    struct build_result *res;
+    int seq;                   /* scratch file names */
+};
+
+void bemit(struct bctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* sha256 hex of the concatenated parts, each followed by a 0 byte */
+void bhash(char out[65], const char *const *parts, size_t n);
+/* Variable lookup for expansion: the stage's Env, then its ARGs. */
+int bexpand(struct bctx *c, struct bstate *st, const char *word, char **out, hypr_error_t *err);
+/* The state of image `id` of the store (rootfs, layers, config). */
+int bstate_load_image(struct bctx *c, struct bstate *st, const char *id, hypr_error_t *err);
+/* Cache: 1 and *id when key is recorded and its image is in the store. */
+int bcache_get(struct bctx *c, const char *key, char **id, hypr_error_t *err);
+int bcache_put(struct bctx *c, const char *key, const char *id, hypr_error_t *err);
+/* Commits st (plus the layer file at layer_path, described by lo, when
+ * not NULL) as an image; *id gets its id. repo/tag NULL: untagged. */
+int bcommit(struct bctx *c, struct bstate *st, const char *layer_path, const struct layer_out *lo, const char *repo,
+            const char *tag, char **id, hypr_error_t *err);
+/* A scratch path under the work dir ("<work>/<what>-<n>"); malloc'd. */
+char *bscratch(struct bctx *c, const char *what);
+
+/* build_steps.c */
+int bstep_run(struct bctx *c, struct bstate *st, const struct df_instr *in, hypr_error_t *err);
+int bstep_copy(struct bctx *c, struct bstate *st, const struct df_instr *in, bool add, hypr_error_t *err);
+
+#endif

@@ -1,0 +1,872 @@
+/* builder/build_steps.c: the build steps that make layers (build.h has the
+ * contract): RUN, executed by booting a microVM (bin/hypr-vmm) from the
+ * stage's rootfs with an ext4 upper disk whose overlay upper directory
+ * becomes the layer (layer.h), and COPY/ADD, whose layer is written from
+ * the host files without a VM.
+ *
+ * Isolation: a RUN never executes on the host; it sees the stage's rootfs
+ * read-only plus its own scratch disk, no network, no host directory.
+ * COPY sources are resolved under their root (the context, or a stage's
+ * or image's unpacked rootfs) and may not leave it: `..` and symlinks that
+ * resolve outside are refused, as Docker refuses sources outside the
+ * context. */
+#include "build_int.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <glob.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pull.h"
+#include "store.h"
+#include "store_int.h"
+#include "unpack.h"
+
+#define UPPER_SIZE (8ull << 30)
+
+/* ---- RUN ---- */
+
+struct strv_b {
+    char **v;
+    size_t n, cap;
+};
+
+static int sv_add(struct strv_b *a, const char *s)
+{
+    if (a->n + 2 > a->cap) {
+        size_t nc = a->cap ? a->cap * 2 : 32;
+        char **v = realloc(a->v, nc * sizeof(char *));
+        if (v == NULL)
+            return -1;
+        a->v = v;
+        a->cap = nc;
+    }
+    if ((a->v[a->n] = strdup(s)) == NULL)
+        return -1;
+    a->v[++a->n] = NULL;
+    return 0;
+}
+
+static void sv_free(struct strv_b *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        free(a->v[i]);
+    free(a->v);
+    memset(a, 0, sizeof(*a));
+}
+
+/* Runs hypr-vmm with argv, its output (both streams) going to emit;
+ * returns its exit status or -1. */
+static int run_vmm(struct bctx *c, char **argv, hypr_error_t *err)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return hypr_error_make(err, errno, "pipe");
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return hypr_error_make(err, errno, "fork");
+    }
+    if (pid == 0) {
+        dup2(p[1], STDOUT_FILENO);
+        dup2(p[1], STDERR_FILENO);
+        int nul = open("/dev/null", O_RDONLY);
+        if (nul >= 0)
+            dup2(nul, STDIN_FILENO);
+        execv(argv[0], argv);
+        dprintf(STDERR_FILENO, "exec `%s`: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(p[1]);
+    char buf[4096];
+    for (;;) {
+        ssize_t n = read(p[0], buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (c->o->emit)
+            c->o->emit(c->o->arg, buf, (size_t)n);
+        if (c->o->cancel && *c->o->cancel)
+            kill(pid, SIGTERM);
+    }
+    close(p[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return hypr_error_make(err, errno, "wait for hypr-vmm");
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
+/* The upper disk was written by the guest: it is parsed by bin/hypr-layer
+ * (next to hypr-vmm), a process without privileges (cmd/hypr-layer.c),
+ * never by this one. */
+static int layer_via_helper(struct bctx *c, const char *upper, const char *layer, struct layer_out *lo,
+                            hypr_error_t *err)
+{
+    cleanup_free char *helper = NULL;
+    const char *slash = strrchr(c->o->vmm_path, '/');
+    if (asprintf(&helper, "%.*shypr-layer", slash ? (int)(slash - c->o->vmm_path + 1) : 0, c->o->vmm_path) < 0)
+        return hypr_error_make(err, ENOMEM, "hypr-layer");
+    int p[2], e[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return hypr_error_make(err, errno, "pipe");
+    if (pipe2(e, O_CLOEXEC) < 0) {
+        close(p[0]);
+        close(p[1]);
+        return hypr_error_make(err, errno, "pipe");
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(p[1], STDOUT_FILENO);
+        dup2(e[1], STDERR_FILENO);
+        execl(helper, helper, upper, layer, (char *)NULL);
+        dprintf(STDERR_FILENO, "exec `%s`: %s", helper, strerror(errno));
+        _exit(127);
+    }
+    close(p[1]);
+    close(e[1]);
+    char out[1024] = "", msg[1024] = "";
+    size_t no = 0, nm = 0;
+    ssize_t r;
+    while (no + 1 < sizeof(out) && (r = read(p[0], out + no, sizeof(out) - 1 - no)) > 0)
+        no += (size_t)r;
+    while (nm + 1 < sizeof(msg) && (r = read(e[0], msg + nm, sizeof(msg) - 1 - nm)) > 0)
+        nm += (size_t)r;
+    out[no] = msg[nm] = 0;
+    close(p[0]);
+    close(e[0]);
+    int status = 0;
+    if (pid < 0)
+        return hypr_error_make(err, errno, "fork");
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return hypr_error_make(err, errno, "wait for hypr-layer");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        while (nm && msg[nm - 1] == '\n')
+            msg[--nm] = 0;
+        return hypr_error_refuse(err, EINVAL, "the RUN's changes could not be read: %s",
+                                 nm ? msg : "hypr-layer failed");
+    }
+    json_t *j = json_loads(out, 0, NULL);
+    const char *d = json_string_value(json_object_get(j, "digest")), *di = json_string_value(json_object_get(j, "diff_id"));
+    if (d == NULL || di == NULL) {
+        json_decref(j);
+        return hypr_error_refuse(err, EINVAL, "hypr-layer: unexpected output `%s`", out);
+    }
+    snprintf(lo->digest, sizeof(lo->digest), "%s", d);
+    snprintf(lo->diff_id, sizeof(lo->diff_id), "%s", di);
+    lo->size = (uint64_t)json_integer_value(json_object_get(j, "size"));
+    json_decref(j);
+    if (geteuid() == 0 && chown(layer, 0, 0) < 0) /* back from nobody */
+        return hypr_error_make(err, errno, "chown `%s`", layer);
+    return 0;
+}
+
+static char *join_argv(json_t *a)
+{
+    size_t i;
+    json_t *v;
+    size_t len = 1;
+    json_array_foreach(a, i, v) len += strlen(json_string_value(v)) + 1;
+    char *s = calloc(1, len);
+    if (s == NULL)
+        return NULL;
+    json_array_foreach(a, i, v)
+    {
+        if (i)
+            strcat(s, " ");
+        strcat(s, json_string_value(v));
+    }
+    return s;
+}
+
+int bstep_run(struct bctx *c, struct bstate *st, const struct df_instr *in, hypr_error_t *err)
+{
+    if (in->nflags > 0) /* --mount, --network, --security: not implemented, never ignored */
+        return hypr_error_refuse(err, ENOTSUP, "Dockerfile:%d: RUN --%s is not supported", in->line,
+                                 in->flags[0].name);
+    json_t *argv = json_array();
+    if (in->json) {
+        for (size_t i = 0; i < in->nargs; i++)
+            json_array_append_new(argv, json_string(in->args[i]));
+    } else {
+        json_array_extend(argv, st->shell);
+        json_array_append_new(argv, json_string(in->nargs ? in->args[0] : ""));
+    }
+    /* the ARGs in scope are in the RUN's environment (not in the image's) */
+    json_t *env = json_deep_copy(json_object_get(st->config, "Env"));
+    if (!json_is_array(env)) {
+        json_decref(env);
+        env = json_array();
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(st->args, k, v) if (json_is_string(v))
+    {
+        char *kv = NULL;
+        if (asprintf(&kv, "%s=%s", k, json_string_value(v)) >= 0)
+            json_array_append_new(env, json_string(kv));
+        free(kv);
+    }
+    cleanup_free char *argv_text = json_dumps(argv, JSON_COMPACT);
+    cleanup_free char *env_text = json_dumps(env, JSON_COMPACT);
+    const char *user = json_string_value(json_object_get(st->config, "User"));
+    const char *wd = json_string_value(json_object_get(st->config, "WorkingDir"));
+    char key[65];
+    const char *parts[] = { st->key, "RUN", argv_text, env_text, user, wd };
+    bhash(key, parts, sizeof(parts) / sizeof(parts[0]));
+
+    int ret = -1;
+    cleanup_free char *cached = NULL, *upper = NULL, *layer = NULL, *id = NULL, *cmdline = NULL;
+    struct strv_b a = { 0 };
+    int hit = bcache_get(c, key, &cached, err);
+    if (hit < 0)
+        goto out;
+    if (hit) {
+        bemit(c, " ---> Using cache\n");
+        c->res->cached++;
+        if (bstate_load_image(c, st, cached, err) < 0)
+            goto out;
+        memcpy(st->key, key, sizeof(key));
+        ret = 0;
+        goto out;
+    }
+    if (st->rootfs == NULL) {
+        hypr_error_refuse(err, EINVAL, "Dockerfile:%d: RUN needs a base image with a shell (this stage starts FROM scratch)",
+                          in->line);
+        goto out;
+    }
+    upper = bscratch(c, "upper");
+    layer = bscratch(c, "layer");
+    if (upper == NULL || layer == NULL || layer_upper_create(upper, UPPER_SIZE, err) < 0)
+        goto out;
+    int bad = sv_add(&a, c->o->vmm_path);
+    if (c->o->kernel)
+        bad |= sv_add(&a, "--kernel") | sv_add(&a, c->o->kernel);
+    if (c->o->initrd)
+        bad |= sv_add(&a, "--initrd") | sv_add(&a, c->o->initrd);
+    if (c->o->no_sandbox)
+        bad |= sv_add(&a, "--no-sandbox");
+    bad |= sv_add(&a, "--rootfs") | sv_add(&a, st->rootfs) | sv_add(&a, "--upper") | sv_add(&a, upper);
+    bad |= sv_add(&a, "--cpus") | sv_add(&a, "2") | sv_add(&a, "--memory") | sv_add(&a, "1024");
+    size_t i;
+    json_array_foreach(env, i, v) bad |= sv_add(&a, "-e") | sv_add(&a, json_string_value(v));
+    if (wd && *wd)
+        bad |= sv_add(&a, "-w") | sv_add(&a, wd);
+    if (user && *user)
+        bad |= sv_add(&a, "-u") | sv_add(&a, user);
+    bad |= sv_add(&a, "--");
+    json_array_foreach(argv, i, v) bad |= sv_add(&a, json_string_value(v));
+    if (bad) {
+        hypr_error_make(err, ENOMEM, "RUN");
+        goto out;
+    }
+    c->res->vm_boots++;
+    int status = run_vmm(c, a.v, err);
+    if (status < 0)
+        goto out;
+    cmdline = join_argv(argv);
+    if (status != 0) {
+        hypr_error_refuse(err, EINVAL, "Dockerfile:%d: The command '%s' returned a non-zero code: %d%s", in->line,
+                          cmdline ? cmdline : "?", status,
+                          status == 125 ? " (the microVM itself failed: see its output above)" : "");
+        goto out;
+    }
+    struct layer_out lo;
+    if (layer_via_helper(c, upper, layer, &lo, err) < 0)
+        goto out;
+    unlink(upper);
+    if (bcommit(c, st, layer, &lo, NULL, NULL, &id, err) < 0 || bcache_put(c, key, id, err) < 0 ||
+        bstate_load_image(c, st, id, err) < 0)
+        goto out;
+    memcpy(st->key, key, sizeof(key));
+    ret = 0;
+out:
+    if (upper)
+        unlink(upper);
+    if (layer)
+        unlink(layer);
+    sv_free(&a);
+    json_decref(argv);
+    json_decref(env);
+    return ret;
+}
+
+/* ---- COPY / ADD ---- */
+
+/* One entry of a COPY: `rel` under the layer's root, from host path `src`. */
+struct centry {
+    char *rel;
+    char *src;
+    struct stat sb;
+};
+
+struct cset {
+    struct centry *e;
+    size_t n, cap;
+    EVP_MD_CTX *md;       /* the inputs' digest */
+};
+
+static int cset_add(struct cset *s, const char *rel, const char *src, const struct stat *sb)
+{
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 64;
+        struct centry *e = realloc(s->e, nc * sizeof(*e));
+        if (e == NULL)
+            return -1;
+        s->e = e;
+        s->cap = nc;
+    }
+    struct centry *e = &s->e[s->n];
+    e->rel = strdup(rel);
+    e->src = strdup(src);
+    e->sb = *sb;
+    if (e->rel == NULL || e->src == NULL) {
+        free(e->rel);
+        free(e->src);
+        return -1;
+    }
+    s->n++;
+    char meta[128];
+    snprintf(meta, sizeof(meta), "%o %lld", (unsigned)sb->st_mode, (long long)sb->st_size);
+    EVP_DigestUpdate(s->md, rel, strlen(rel) + 1);
+    EVP_DigestUpdate(s->md, meta, strlen(meta) + 1);
+    return 0;
+}
+
+static void cset_free(struct cset *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->e[i].rel);
+        free(s->e[i].src);
+    }
+    free(s->e);
+    if (s->md)
+        EVP_MD_CTX_free(s->md);
+}
+
+/* Hashes a file's content into the inputs' digest. */
+static int hash_file(struct cset *s, const char *path, hypr_error_t *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return hypr_error_make(err, errno, "open `%s`", path);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        EVP_DigestUpdate(s->md, buf, (size_t)n);
+    int e = errno;
+    close(fd);
+    if (n < 0)
+        return hypr_error_make(err, e, "read `%s`", path);
+    return 0;
+}
+
+/* true when `path` (absolute, resolved) is `root` or under it */
+static bool under(const char *root, const char *path)
+{
+    size_t n = strlen(root);
+    return strncmp(root, path, n) == 0 && (path[n] == 0 || path[n] == '/');
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Walks host path src (inside root) into the set at rel. ctx_rel: the
+ * path relative to the context for .dockerignore (NULL: not the context). */
+static int walk(struct bctx *c, struct cset *s, const char *root, const char *src, const char *rel,
+                const char *ctx_rel, hypr_error_t *err)
+{
+    struct stat sb;
+    if (lstat(src, &sb) < 0)
+        return hypr_error_make(err, errno, "stat `%s`", src);
+    if (!S_ISLNK(sb.st_mode) && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode))
+        return 0; /* sockets, devices, fifos of a context are skipped */
+    bool excluded = ctx_rel && *ctx_rel && c->di && dockerignore_excluded(c->di, ctx_rel);
+    if (excluded && !(S_ISDIR(sb.st_mode) && dockerignore_may_include_under(c->di, ctx_rel)))
+        return 0;
+    if (!excluded && *rel) { /* a symlink is kept as a link: its target is not followed */
+        if (cset_add(s, rel, src, &sb) < 0)
+            return hypr_error_make(err, ENOMEM, "COPY");
+        if (S_ISREG(sb.st_mode) && hash_file(s, src, err) < 0)
+            return -1;
+    }
+    if (!S_ISDIR(sb.st_mode))
+        return 0;
+    DIR *d = opendir(src);
+    if (d == NULL)
+        return hypr_error_make(err, errno, "open directory `%s`", src);
+    struct dirent *de;
+    char **names = NULL;
+    size_t nn = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char **x = realloc(names, (nn + 1) * sizeof(char *));
+        if (x == NULL || (x[nn] = strdup(de->d_name)) == NULL) {
+            names = x ? x : names;
+            break;
+        }
+        names = x;
+        nn++;
+    }
+    closedir(d);
+    qsort(names, nn, sizeof(char *), cmp_str);
+    int r = 0;
+    for (size_t i = 0; i < nn && r == 0; i++) {
+        cleanup_free char *s2 = NULL, *r2 = NULL, *c2 = NULL;
+        if (asprintf(&s2, "%s/%s", src, names[i]) < 0 || asprintf(&r2, "%s%s%s", rel, *rel ? "/" : "", names[i]) < 0 ||
+            (ctx_rel && asprintf(&c2, "%s%s%s", ctx_rel, *ctx_rel ? "/" : "", names[i]) < 0))
+            r = hypr_error_make(err, ENOMEM, "COPY");
+        else
+            r = walk(c, s, root, s2, r2, ctx_rel ? c2 : NULL, err);
+    }
+    for (size_t i = 0; i < nn; i++)
+        free(names[i]);
+    free(names);
+    return r;
+}
+
+/* The root COPY --from names: an earlier stage's or an image's rootfs,
+ * unpacked from its layers into a scratch directory. */
+static int from_root(struct bctx *c, const char *from, char **root, hypr_error_t *err)
+{
+    long si = dockerfile_stage_find(c->df, from);
+    cleanup_free char *id = NULL;
+    if (si >= 0 && c->done[si]) {
+        if (c->stages[si].image_id == NULL) { /* FROM scratch with nothing yet */
+            *root = bscratch(c, "from");
+            return *root && mkdir(*root, 0755) == 0 ? 0 : hypr_error_make(err, errno, "COPY --from");
+        }
+        id = strdup(c->stages[si].image_id);
+    } else if (si >= 0) {
+        return hypr_error_refuse(err, EINVAL, "COPY --from=%s: that stage is not built before this one", from);
+    } else {
+        struct store_image img;
+        struct pull_opts po = { .platform = c->o->platform };
+        if (pull_ensure(c->s, from, &po, &img, err) < 0)
+            return hypr_error_wrap(err, "COPY --from=%s", from);
+        id = strdup(img.id);
+        store_image_free(&img);
+    }
+    struct bstate tmp = { 0 };
+    if (id == NULL || bstate_load_image(c, &tmp, id, err) < 0)
+        return -1;
+    size_t n = json_array_size(tmp.layers);
+    struct unpack_layer *ul = calloc(n ? n : 1, sizeof(*ul));
+    char **paths = calloc(n ? n : 1, sizeof(char *));
+    int ret = -1;
+    *root = bscratch(c, "from");
+    if (ul == NULL || paths == NULL || *root == NULL || mkdir(*root, 0755) < 0) {
+        hypr_error_make(err, errno ? errno : ENOMEM, "COPY --from");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *l = json_array_get(tmp.layers, i);
+        paths[i] = store_blob_path(c->s, json_string_value(json_object_get(l, "digest")));
+        ul[i] = (struct unpack_layer){ paths[i], json_string_value(json_object_get(l, "mediaType")) };
+    }
+    ret = unpack_layers(ul, n, *root, geteuid() == 0 ? 0 : UNPACK_ROOTLESS, err);
+out:
+    for (size_t i = 0; paths && i < n; i++)
+        free(paths[i]);
+    free(paths);
+    free(ul);
+    free(tmp.image_id);
+    free(tmp.rootfs);
+    json_decref(tmp.config);
+    json_decref(tmp.layers);
+    json_decref(tmp.diff_ids);
+    return ret;
+}
+
+/* "a/./b/" -> "a/b"; refuses a path that climbs out ("../x"). */
+static int clean_rel(const char *in, char *out, size_t cap)
+{
+    char tmp[PATH_MAX];
+    size_t o = 0;
+    const char *p = in;
+    while (*p == '/')
+        p++;
+    while (*p) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 0 || (n == 1 && p[0] == '.')) {
+            /* skip */
+        } else if (n == 2 && p[0] == '.' && p[1] == '.') {
+            if (o == 0)
+                return -1;
+            while (o > 0 && tmp[o - 1] != '/')
+                o--;
+            if (o > 0)
+                o--;
+        } else {
+            if (o + n + 2 >= sizeof(tmp))
+                return -1;
+            if (o)
+                tmp[o++] = '/';
+            memcpy(tmp + o, p, n);
+            o += n;
+        }
+        p += n;
+        while (*p == '/')
+            p++;
+    }
+    tmp[o] = 0;
+    if (o + 1 > cap)
+        return -1;
+    memcpy(out, tmp, o + 1);
+    return 0;
+}
+
+static bool is_archive(const char *path)
+{
+    unsigned char m[262] = { 0 };
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, m, sizeof(m));
+    close(fd);
+    if (n >= 3 && m[0] == 0x1f && m[1] == 0x8b)
+        return true; /* gzip */
+    if (n >= 3 && memcmp(m, "BZh", 3) == 0)
+        return true;
+    if (n >= 6 && memcmp(m, "\xfd" "7zXZ", 6) == 0)
+        return true;
+    if (n >= 4 && memcmp(m, "\x28\xb5\x2f\xfd", 4) == 0)
+        return true; /* zstd */
+    return n >= 262 && memcmp(m + 257, "ustar", 5) == 0;
+}
+
+/* ADD of a local archive: its entries, extracted into dest, go to the layer. */
+static int add_archive(struct layer_writer *w, const char *path, const char *dest, uid_t uid, gid_t gid, bool chown,
+                       hypr_error_t *err)
+{
+    struct archive *a = archive_read_new();
+    archive_read_support_filter_all(a);
+    archive_read_support_format_tar(a);
+    archive_read_support_format_gnutar(a);
+    if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK) {
+        hypr_error_refuse(err, EINVAL, "ADD `%s`: %s", path, archive_error_string(a));
+        archive_read_free(a);
+        return -1;
+    }
+    struct archive_entry *e;
+    int r = 0, rc;
+    while (r == 0 && (rc = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+        char rel[PATH_MAX], full[PATH_MAX * 2];
+        if (clean_rel(archive_entry_pathname(e), rel, sizeof(rel)) < 0) {
+            r = hypr_error_refuse(err, EINVAL, "ADD `%s`: entry `%s` leaves the destination", path,
+                                  archive_entry_pathname(e));
+            break;
+        }
+        if (!*rel)
+            continue;
+        snprintf(full, sizeof(full), "%s%s%s", dest, *dest ? "/" : "", rel);
+        uid_t u = chown ? uid : (uid_t)archive_entry_uid(e);
+        gid_t g = chown ? gid : (gid_t)archive_entry_gid(e);
+        mode_t mode = archive_entry_perm(e);
+        int64_t mt = archive_entry_mtime(e);
+        switch (archive_entry_filetype(e)) {
+        case AE_IFDIR: r = layer_writer_add_dir(w, full, mode, u, g, mt, err); break;
+        case AE_IFLNK:
+            r = layer_writer_add_symlink(w, full, archive_entry_symlink(e), u, g, mt, err);
+            break;
+        case AE_IFREG: {
+            /* through a pipe-less temp file: the writer reads an fd */
+            FILE *t = tmpfile();
+            if (t == NULL) {
+                r = hypr_error_make(err, errno, "ADD: a temporary file");
+                break;
+            }
+            const void *buf;
+            size_t sz;
+            la_int64_t off;
+            while ((rc = archive_read_data_block(a, &buf, &sz, &off)) == ARCHIVE_OK)
+                if (fseeko(t, off, SEEK_SET) < 0 || fwrite(buf, 1, sz, t) != sz)
+                    break;
+            fflush(t);
+            off_t size = ftello(t);
+            fseeko(t, 0, SEEK_END);
+            size = ftello(t);
+            lseek(fileno(t), 0, SEEK_SET);
+            if (rc != ARCHIVE_EOF)
+                r = hypr_error_refuse(err, EIO, "ADD `%s`: %s", path, archive_error_string(a));
+            else
+                r = layer_writer_add_file(w, full, fileno(t), (uint64_t)size, mode, u, g, mt, err);
+            fclose(t);
+            break;
+        }
+        default: break; /* devices, fifos: skipped */
+        }
+    }
+    archive_read_free(a);
+    return r;
+}
+
+int bstep_copy(struct bctx *c, struct bstate *st, const struct df_instr *in, bool add, hypr_error_t *err)
+{
+    const char *what = add ? "ADD" : "COPY";
+    if (in->nargs < 2)
+        return hypr_error_refuse(err, EINVAL, "Dockerfile:%d: %s needs a source and a destination", in->line, what);
+    const char *from = df_flag_get(in, "from", NULL), *chown_s = df_flag_get(in, "chown", NULL),
+               *chmod_s = df_flag_get(in, "chmod", NULL);
+    uid_t uid = 0;
+    gid_t gid = 0;
+    bool chown = false;
+    mode_t chmod_mode = 0;
+    if (chown_s) {
+        char *end;
+        unsigned long u = strtoul(chown_s, &end, 10), g = u;
+        if (end == chown_s || (*end && *end != ':') || (*end == ':' && (g = strtoul(end + 1, &end, 10), *end)))
+            return hypr_error_refuse(err, EINVAL,
+                                     "Dockerfile:%d: %s --chown=%s: only numeric UID[:GID] is supported", in->line,
+                                     what, chown_s);
+        uid = (uid_t)u;
+        gid = (gid_t)g;
+        chown = true;
+    }
+    if (chmod_s) {
+        char *end;
+        unsigned long m = strtoul(chmod_s, &end, 8);
+        if (*chmod_s == 0 || *end || m > 07777)
+            return hypr_error_refuse(err, EINVAL, "Dockerfile:%d: %s --chmod=%s: an octal mode is expected", in->line,
+                                     what, chmod_s);
+        chmod_mode = (mode_t)m;
+    }
+    cleanup_free char *root = NULL, *dest = NULL, *real_root = NULL;
+    int ret = -1;
+    struct cset set = { .md = EVP_MD_CTX_new() };
+    struct layer_writer *w = NULL;
+    cleanup_free char *layer = NULL, *id = NULL, *cached = NULL;
+    char **archives = NULL;
+    size_t narchives = 0;
+    bool dest_dir = false; /* dest (relative, no trailing '/') is a directory */
+    if (set.md == NULL || !EVP_DigestInit_ex(set.md, EVP_sha256(), NULL)) {
+        hypr_error_make(err, ENOMEM, "%s", what);
+        goto out;
+    }
+    if (from) {
+        if (from_root(c, from, &root, err) < 0)
+            goto out;
+    } else if ((root = strdup(c->o->context)) == NULL) {
+        hypr_error_make(err, ENOMEM, "%s", what);
+        goto out;
+    }
+    if ((real_root = realpath(root, NULL)) == NULL) {
+        hypr_error_make(err, errno, "%s: `%s`", what, root);
+        goto out;
+    }
+    /* the destination, under the workdir when relative */
+    {
+        cleanup_free char *d = NULL;
+        if (bexpand(c, st, in->args[in->nargs - 1], &d, err) < 0)
+            goto out;
+        const char *wd = json_string_value(json_object_get(st->config, "WorkingDir"));
+        char joined[PATH_MAX * 2], rel[PATH_MAX];
+        snprintf(joined, sizeof(joined), "%s/%s", d[0] == '/' ? "" : (wd ? wd : ""), d);
+        if (clean_rel(joined, rel, sizeof(rel)) < 0) {
+            hypr_error_refuse(err, EINVAL, "Dockerfile:%d: %s destination `%s` is invalid", in->line, what, d);
+            goto out;
+        }
+        size_t dl = strlen(d);
+        /* "dir/", ".", "dir/." and several sources name a directory */
+        bool dir_dest = (dl > 0 && d[dl - 1] == '/') || in->nargs > 2 || strcmp(d, ".") == 0 ||
+                        (dl >= 2 && strcmp(d + dl - 2, "/.") == 0);
+        if (!*rel)
+            dir_dest = true; /* "/" */
+        if ((dest = strdup(rel)) == NULL)
+            goto out;
+        dest_dir = dir_dest;
+    }
+    /* the sources: globs under the root, never outside it */
+    size_t nsrc = in->nargs - 1;
+    for (size_t i = 0; i < nsrc; i++) {
+        cleanup_free char *pat = NULL;
+        if (bexpand(c, st, in->args[i], &pat, err) < 0)
+            goto out;
+        if (add && (strncmp(pat, "http://", 7) == 0 || strncmp(pat, "https://", 8) == 0)) {
+            hypr_error_refuse(err, ENOTSUP, "Dockerfile:%d: ADD from a URL (%s) is not supported", in->line, pat);
+            goto out;
+        }
+        char rel[PATH_MAX];
+        if (clean_rel(pat, rel, sizeof(rel)) < 0) {
+            hypr_error_refuse(err, EINVAL, "Dockerfile:%d: %s source `%s` is outside the build context", in->line,
+                              what, pat);
+            goto out;
+        }
+        cleanup_free char *full = NULL;
+        if (asprintf(&full, "%s/%s", real_root, rel) < 0)
+            goto out;
+        glob_t g = { 0 };
+        int gr = glob(full, GLOB_NOSORT, NULL, &g);
+        if (gr != 0 || g.gl_pathc == 0) {
+            globfree(&g);
+            hypr_error_refuse(err, ENOENT, "Dockerfile:%d: %s failed: `%s` not found in %s", in->line, what, pat,
+                              from ? "the source stage or image" : "the build context");
+            goto out;
+        }
+        qsort(g.gl_pathv, g.gl_pathc, sizeof(char *), cmp_str);
+        size_t before = set.n;
+        for (size_t k = 0; k < g.gl_pathc; k++) {
+            const char *m = g.gl_pathv[k];
+            cleanup_free char *rm = realpath(m, NULL);
+            struct stat sb;
+            if (lstat(m, &sb) < 0 || (!S_ISLNK(sb.st_mode) && (rm == NULL || !under(real_root, rm)))) {
+                globfree(&g);
+                hypr_error_refuse(err, EINVAL, "Dockerfile:%d: %s source `%s` is outside the build context", in->line,
+                                  what, pat);
+                goto out;
+            }
+            const char *mrel = m + strlen(real_root);
+            while (*mrel == '/')
+                mrel++;
+            const char *base = strrchr(m, '/') ? strrchr(m, '/') + 1 : m;
+            cleanup_free char *target = NULL;
+            if (S_ISDIR(sb.st_mode)) {
+                /* a directory's contents go into dest */
+                if ((target = strdup(dest)) == NULL)
+                    goto out;
+                struct stat ds = sb;
+                if (*target && cset_add(&set, target, m, &ds) < 0)
+                    goto out;
+                if (walk(c, &set, real_root, m, target, from ? NULL : mrel, err) < 0) {
+                    globfree(&g);
+                    goto out;
+                }
+                continue;
+            }
+            if (asprintf(&target, "%s%s%s", dest, dest_dir && *dest ? "/" : "", dest_dir ? base : "") < 0)
+                goto out;
+            if (!from && c->di && dockerignore_excluded(c->di, mrel))
+                continue;
+            if (add && S_ISREG(sb.st_mode) && is_archive(m)) {
+                char **x = realloc(archives, (narchives + 2) * sizeof(char *));
+                if (x == NULL)
+                    goto out;
+                archives = x;
+                archives[narchives++] = strdup(m);
+                archives[narchives++] = strdup(dest); /* extracted into it */
+                if (hash_file(&set, m, err) < 0) {
+                    globfree(&g);
+                    goto out;
+                }
+                continue;
+            }
+            if (cset_add(&set, target, m, &sb) < 0)
+                goto out;
+            if (S_ISREG(sb.st_mode) && hash_file(&set, m, err) < 0) {
+                globfree(&g);
+                goto out;
+            }
+        }
+        globfree(&g);
+        if (set.n == before && narchives == 0) {
+            hypr_error_refuse(err, ENOENT, "Dockerfile:%d: %s failed: `%s` not found in the build context (excluded by .dockerignore?)",
+                              in->line, what, pat);
+            goto out;
+        }
+    }
+
+    /* the cache: everything before, this instruction, its inputs */
+    unsigned char md[32];
+    unsigned int mdl = 0;
+    char inputs[65];
+    EVP_DigestFinal_ex(set.md, md, &mdl);
+    for (int i = 0; i < 32; i++)
+        snprintf(inputs + 2 * i, 3, "%02x", md[i]);
+    char key[65];
+    const char *parts[] = { st->key, what, in->original, dest, inputs, chown_s, chmod_s };
+    bhash(key, parts, sizeof(parts) / sizeof(parts[0]));
+    int hit = bcache_get(c, key, &cached, err);
+    if (hit < 0)
+        goto out;
+    if (hit) {
+        bemit(c, " ---> Using cache\n");
+        c->res->cached++;
+        if (bstate_load_image(c, st, cached, err) < 0)
+            goto out;
+        memcpy(st->key, key, sizeof(key));
+        ret = 0;
+        goto out;
+    }
+    if ((layer = bscratch(c, "layer")) == NULL || layer_writer_open(layer, &w, err) < 0)
+        goto out;
+    for (size_t i = 0; i < set.n; i++) {
+        struct centry *e = &set.e[i];
+        mode_t mode = chmod_s ? chmod_mode : (e->sb.st_mode & 07777);
+        uid_t u = chown ? uid : 0;
+        gid_t g = chown ? gid : 0;
+        int r;
+        if (S_ISDIR(e->sb.st_mode)) {
+            r = layer_writer_add_dir(w, e->rel, mode, u, g, e->sb.st_mtime, err);
+        } else if (S_ISLNK(e->sb.st_mode)) {
+            char target[PATH_MAX];
+            ssize_t n = readlink(e->src, target, sizeof(target) - 1);
+            if (n < 0) {
+                hypr_error_make(err, errno, "readlink `%s`", e->src);
+                goto out;
+            }
+            target[n] = 0;
+            r = layer_writer_add_symlink(w, e->rel, target, u, g, e->sb.st_mtime, err);
+        } else {
+            int fd = open(e->src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+            if (fd < 0) {
+                hypr_error_make(err, errno, "open `%s`", e->src);
+                goto out;
+            }
+            r = layer_writer_add_file(w, e->rel, fd, (uint64_t)e->sb.st_size, mode, u, g, e->sb.st_mtime, err);
+            close(fd);
+        }
+        if (r < 0)
+            goto out;
+    }
+    for (size_t i = 0; i + 1 < narchives; i += 2)
+        if (add_archive(w, archives[i], archives[i + 1], uid, gid, chown, err) < 0)
+            goto out;
+    struct layer_out lo;
+    int cr = layer_writer_close(w, &lo, err);
+    w = NULL;
+    if (cr < 0)
+        goto out;
+    if (bcommit(c, st, layer, &lo, NULL, NULL, &id, err) < 0 || bcache_put(c, key, id, err) < 0 ||
+        bstate_load_image(c, st, id, err) < 0)
+        goto out;
+    memcpy(st->key, key, sizeof(key));
+    ret = 0;
+out:
+    if (w)
+        layer_writer_abort(w);
+    if (layer)
+        unlink(layer);
+    for (size_t i = 0; i < narchives; i++)
+        free(archives[i]);
+    free(archives);
+    cset_free(&set);
+    if (from && root) {
+        hypr_error_t e2 = NULL;
+        if (store_rm_rf(root, &e2) < 0)
+            hypr_error_free(&e2);
+    }
+    if (ret < 0)
+        return hypr_error_wrap(err, "%s", what);
+    return 0;
+}

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# tests/e2e/build.sh: end-to-end tests of `hypr build` (Dockerfile builds
+# whose RUN steps boot microVMs) through hyprd. Needs a /dev/kvm that boots
+# Linux: run it through tests/kvmhost/vmrun (as tests/run does). Prints `ok
+# NAME` / `FAIL NAME: why`; exits 1 if any failed.
+#
+# Cases: the multi-stage examples/app builds (RUN steps in VMs, COPY
+# --from, ARG/ENV), the image runs with its config applied, a rebuild is all
+# cache hits and boots nothing, a changed file reruns from the first step
+# it affects, a failing RUN reports its code and leaves the tag alone,
+# --target, .dockerignore, a COPY source outside the context, a syntax
+# error with its line. The base image is busybox:latest from
+# build/test-images/docker-save.tar (tests/e2e/prepare).
+set -u
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+work=$(mktemp -d /tmp/hypr-build-e2e.XXXXXX)
+export HYPR_DATA_DIR=$work/data
+export HYPR_RUNTIME_DIR=/run/hypr-build-$$
+export HYPR_EGRESS=0
+unset HYPR_HOST
+HYPR=$ROOT/bin/hypr
+nfail=0
+ok() { echo "ok $1"; }
+fail() { echo "FAIL $1: $2"; nfail=$((nfail + 1)); }
+check() { local n=$1; shift; if "$@"; then ok "$n"; else fail "$n" "${why:-check failed}"; fi; why=; }
+api() { curl -s --max-time 900 --unix-socket "$HYPR_RUNTIME_DIR/hypr.sock" "$@"; }
+# build DIR QUERY: POST /v1/build with DIR as the context; the output lines in $work/out
+build() {
+    tar -C "$1" -cf - . | api -X POST -H 'Content-Type: application/x-tar' --data-binary @- \
+        "http://hyprd/v1/build?$2" >"$work/out"
+}
+aux() { jq -r "select(.aux) | .aux.$1" "$work/out"; }
+errmsg() { jq -r 'select(.error) | .error' "$work/out"; }
+stream() { jq -j 'select(.stream) | .stream' "$work/out"; }
+image_id() { api "http://hyprd/v1/images/$1" | jq -r '.Id // .id // empty'; }
+
+. tests/lib/e2e.sh
+trap e2e_cleanup EXIT
+e2e_start_hyprd || { fail daemon_start "hyprd did not start"; exit 1; }
+"$HYPR" load -i build/test-images/docker-save.tar >"$work/load" 2>&1 || { fail load "$(cat "$work/load")"; exit 1; }
+
+app=$work/app
+cp -r examples/app "$app"
+
+# ---- the multi-stage example ----
+build "$app" 't=app:1'
+why="$(stream | tail -20) $(errmsg)"; check build_multi_stage test -n "$(aux ID)"
+id1=$(aux ID)
+why="boots=$(aux VmBoots)"; check run_steps_booted_vms test "$(aux VmBoots)" = 2
+why="$(stream | grep -c Step)"; check step_lines_printed test "$(stream | grep -c '^Step ')" -ge 10
+out=$(timeout 300 "$HYPR" run --rm app:1 2>&1)
+why="$out"; check built_image_runs eval 'grep -q "hello from app, version 1" <<<"$out" && grep -q "built in a microVM running Linux" <<<"$out" && grep -q "greet.sh: hello from" <<<"$out"'
+cfg=$(api http://hyprd/v1/images/app:1)
+why="$cfg"; check image_config_applied eval '[ "$(jq -r ".Config.User // .config.User" <<<"$cfg")" = 1000 ] && [ "$(jq -r ".Config.WorkingDir // .config.WorkingDir" <<<"$cfg")" = /app ] && jq -e "(.Config.Env // .config.Env) | index(\"GREETING=hello from app\")" <<<"$cfg" >/dev/null'
+
+# ---- a rebuild is all cache hits ----
+build "$app" 't=app:1'
+why="$(stream | tail -8)"; check rebuild_all_cached eval '[ "$(aux VmBoots)" = 0 ] && [ "$(aux ID)" = "$id1" ] && [ "$(stream | grep -c "Using cache")" -ge 5 ]'
+
+# ---- a changed file reruns from the first step it affects ----
+mkdir -p "$work/part"
+echo a1 >"$work/part/a.txt"
+echo b1 >"$work/part/b.txt"
+printf 'FROM busybox:latest\nUSER 0\nCOPY a.txt /a.txt\nRUN cat /a.txt > /a2.txt\nCOPY b.txt /b.txt\nRUN cat /a2.txt /b.txt > /b2.txt\nCMD ["cat /b2.txt"]\n' >"$work/part/Dockerfile"
+build "$work/part" 't=part:1'
+p1=$(aux ID)
+echo b2 >"$work/part/b.txt"
+build "$work/part" 't=part:2'
+why="$(stream | tail -12) $(errmsg)"; check changed_file_partial_rebuild eval '[ "$(aux VmBoots)" = 1 ] && [ "$(aux Cached)" = 2 ] && [ -n "$(aux ID)" ] && [ "$(aux ID)" != "$p1" ]'
+out=$(timeout 300 "$HYPR" run --rm part:2 2>&1)
+why="$out"; check partial_rebuild_content eval 'grep -q a1 <<<"$out" && grep -q b2 <<<"$out"'
+
+# ---- build args ----
+build "$app" 't=app:3&buildarg=VERSION=7'
+out=$(timeout 300 "$HYPR" run --rm app:3 2>&1)
+why="$out $(errmsg)"; check build_arg_applied grep -q "version 7" <<<"$out"
+
+# ---- a failing RUN ----
+mkdir -p "$work/bad"
+printf 'FROM busybox:latest\nUSER 0\nRUN echo about to fail; exit 7\n' >"$work/bad/Dockerfile"
+build "$work/bad" 't=app:1'
+why="$(errmsg) $(stream | tail -5)"; check failing_run_reports_code eval 'errmsg | grep -q "returned a non-zero code: 7" && stream | grep -q "about to fail"'
+why="$(image_id app:1) vs $id1"; check failing_build_keeps_tag test "$(image_id app:1)" = "$id1"
+
+# ---- --target ----
+build "$app" 't=app:builder&target=builder'
+out=$(timeout 300 "$HYPR" run --rm app:builder 'cat /src/report.txt; ls /app 2>&1' 2>&1)
+why="$out $(errmsg)"; check target_stage eval 'grep -q "built in a microVM" <<<"$out" && ! grep -q banner <<<"$out"'
+
+# ---- .dockerignore, sources outside the context, syntax errors ----
+mkdir -p "$work/ign"
+echo secret >"$work/ign/secret.txt"
+printf 'secret.txt\n' >"$work/ign/.dockerignore"
+printf 'FROM busybox:latest\nCOPY secret.txt /s\n' >"$work/ign/Dockerfile"
+build "$work/ign" ''
+why="$(errmsg)"; check dockerignore_excludes eval 'errmsg | grep -q "secret.txt"'
+printf 'FROM busybox:latest\nCOPY ../../etc/passwd /p\n' >"$work/ign/Dockerfile"
+build "$work/ign" ''
+why="$(errmsg)"; check copy_outside_context_refused eval 'errmsg | grep -q "outside the build context"'
+printf 'FROM busybox:latest\nRUN true\nFRON x\n' >"$work/ign/Dockerfile"
+build "$work/ign" ''
+why="$(errmsg)"; check syntax_error_names_line eval 'errmsg | grep -q "Dockerfile:3"'
+
+# ---- the CLI ----
+if "$HYPR" build --help >/dev/null 2>&1; then
+    out=$(cd "$app" && timeout 900 "$HYPR" build -t app:cli . 2>&1); rc=$?
+    why="rc=$rc $(tail -5 <<<"$out")"; check hypr_build_cli eval '[ "$rc" = 0 ] && grep -q "Successfully tagged app:cli" <<<"$out"'
+fi
+
+# ---- compose up --build ----
+mkdir -p "$work/stack"
+cat >"$work/stack/compose.yaml" <<EOF
+name: built
+services:
+  app:
+    build:
+      context: $app
+      args:
+        VERSION: "42"
+EOF
+out=$(cd "$work/stack" && timeout 900 "$HYPR" compose up -d --build 2>&1); rc=$?
+for _ in $(seq 60); do "$HYPR" logs built-app-1 2>/dev/null | grep -q "version 42" && break; sleep 1; done
+logs=$("$HYPR" logs built-app-1 2>&1)
+why="rc=$rc $(tail -5 <<<"$out") logs=$logs"; check compose_up_build eval '[ "$rc" = 0 ] && grep -q "version 42" <<<"$logs"'
+(cd "$work/stack" && timeout 300 "$HYPR" compose down >/dev/null 2>&1)
+
+[ "$nfail" = 0 ]
