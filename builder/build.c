@@ -209,6 +209,31 @@ int bcache_put(struct bctx *c, const char *key, const char *id, hypr_error_t *er
     return 0;
 }
 
+int bcache_reuse(struct bctx *c, struct bstate *st, const char key[65], hypr_error_t *err)
+{
+    cleanup_free char *cached = NULL;
+    int hit = bcache_get(c, key, &cached, err);
+    if (hit <= 0)
+        return hit;
+    bemit(c, " ---> Using cache\n");
+    c->res->cached++;
+    if (bstate_load_image(c, st, cached, err) < 0)
+        return -1;
+    memcpy(st->key, key, sizeof(st->key));
+    return 1;
+}
+
+int bcommit_step(struct bctx *c, struct bstate *st, const char key[65], const char *layer_path,
+                 const struct layer_out *lo, hypr_error_t *err)
+{
+    cleanup_free char *id = NULL;
+    if (bcommit(c, st, layer_path, lo, NULL, NULL, &id, err) < 0 || bcache_put(c, key, id, err) < 0 ||
+        bstate_load_image(c, st, id, err) < 0)
+        return -1;
+    memcpy(st->key, key, sizeof(st->key));
+    return 0;
+}
+
 /* ---- commits ---- */
 
 static char *now_rfc3339(void)

@@ -51,6 +51,13 @@ int bstate_load_image(struct bctx *c, struct bstate *st, const char *id, hypr_er
 /* Cache: 1 and *id when key is recorded and its image is in the store. */
 int bcache_get(struct bctx *c, const char *key, char **id, hypr_error_t *err);
 int bcache_put(struct bctx *c, const char *key, const char *id, hypr_error_t *err);
+/* A layer step's cache hit: 1 and st is the cached image (key taken), 0
+ * when key is not recorded, -1 on error. */
+int bcache_reuse(struct bctx *c, struct bstate *st, const char key[65], hypr_error_t *err);
+/* A layer step's end: commits st plus the layer, records it under key,
+ * and st becomes that image (key taken). */
+int bcommit_step(struct bctx *c, struct bstate *st, const char key[65], const char *layer_path,
+                 const struct layer_out *lo, hypr_error_t *err);
 /* Commits st (plus the layer file at layer_path, described by lo, when
  * not NULL) as an image; *id gets its id. repo/tag NULL: untagged. */
 int bcommit(struct bctx *c, struct bstate *st, const char *layer_path, const struct layer_out *lo, const char *repo,

@@ -233,17 +233,12 @@ int bstep_run(struct bctx *c, struct bstate *st, const struct df_instr *in, hypr
     bhash(key, parts, sizeof(parts) / sizeof(parts[0]));
 
     int ret = -1;
-    cleanup_free char *cached = NULL, *upper = NULL, *layer = NULL, *id = NULL, *cmdline = NULL;
+    cleanup_free char *upper = NULL, *layer = NULL, *cmdline = NULL;
     struct strv_b a = { 0 };
-    int hit = bcache_get(c, key, &cached, err);
+    int hit = bcache_reuse(c, st, key, err);
     if (hit < 0)
         goto out;
     if (hit) {
-        bemit(c, " ---> Using cache\n");
-        c->res->cached++;
-        if (bstate_load_image(c, st, cached, err) < 0)
-            goto out;
-        memcpy(st->key, key, sizeof(key));
         ret = 0;
         goto out;
     }
@@ -292,10 +287,8 @@ int bstep_run(struct bctx *c, struct bstate *st, const struct df_instr *in, hypr
     if (layer_via_helper(c, upper, layer, &lo, err) < 0)
         goto out;
     unlink(upper);
-    if (bcommit(c, st, layer, &lo, NULL, NULL, &id, err) < 0 || bcache_put(c, key, id, err) < 0 ||
-        bstate_load_image(c, st, id, err) < 0)
+    if (bcommit_step(c, st, key, layer, &lo, err) < 0)
         goto out;
-    memcpy(st->key, key, sizeof(key));
     ret = 0;
 out:
     if (upper)
@@ -656,7 +649,7 @@ int bstep_copy(struct bctx *c, struct bstate *st, const struct df_instr *in, boo
     int ret = -1;
     struct cset set = { .md = EVP_MD_CTX_new() };
     struct layer_writer *w = NULL;
-    cleanup_free char *layer = NULL, *id = NULL, *cached = NULL;
+    cleanup_free char *layer = NULL;
     char **archives = NULL;
     size_t narchives = 0;
     bool dest_dir = false; /* dest (relative, no trailing '/') is a directory */
@@ -796,15 +789,10 @@ int bstep_copy(struct bctx *c, struct bstate *st, const struct df_instr *in, boo
     char key[65];
     const char *parts[] = { st->key, what, in->original, dest, inputs, chown_s, chmod_s };
     bhash(key, parts, sizeof(parts) / sizeof(parts[0]));
-    int hit = bcache_get(c, key, &cached, err);
+    int hit = bcache_reuse(c, st, key, err);
     if (hit < 0)
         goto out;
     if (hit) {
-        bemit(c, " ---> Using cache\n");
-        c->res->cached++;
-        if (bstate_load_image(c, st, cached, err) < 0)
-            goto out;
-        memcpy(st->key, key, sizeof(key));
         ret = 0;
         goto out;
     }
@@ -847,10 +835,8 @@ int bstep_copy(struct bctx *c, struct bstate *st, const struct df_instr *in, boo
     w = NULL;
     if (cr < 0)
         goto out;
-    if (bcommit(c, st, layer, &lo, NULL, NULL, &id, err) < 0 || bcache_put(c, key, id, err) < 0 ||
-        bstate_load_image(c, st, id, err) < 0)
+    if (bcommit_step(c, st, key, layer, &lo, err) < 0)
         goto out;
-    memcpy(st->key, key, sizeof(key));
     ret = 0;
 out:
     if (w)
