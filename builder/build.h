@@ -48,6 +48,14 @@ struct build_opts {
     const char *kernel, *initrd;  /* NULL: hypr-vmm's defaults */
     bool no_sandbox;
     const char *work_dir;         /* scratch space (upper disks, layers) */
+    /* The RUN steps' network; net_prepare NULL: none (no network device).
+     * net_prepare attaches a VM known by `id` (unique per RUN) and returns
+     * its hypr-vmm arguments (--net, --dns) as a NULL-terminated array,
+     * each string and the array malloc'd, for the caller to free;
+     * net_release detaches it, after the VM is gone. */
+    int (*net_prepare)(void *net_arg, const char *id, char ***args, hypr_error_t *err);
+    void (*net_release)(void *net_arg, const char *id);
+    void *net_arg;
     void (*emit)(void *arg, const char *text, size_t len);
     void *arg;
     volatile int *cancel;         /* set to stop at the next step */

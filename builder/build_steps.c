@@ -5,7 +5,9 @@
  * the host files without a VM.
  *
  * Isolation: a RUN never executes on the host; it sees the stage's rootfs
- * read-only plus its own scratch disk, no network, no host directory.
+ * read-only plus its own scratch disk, no host directory, and the network
+ * the caller gives it (build_opts.net_prepare; hyprd: the build's network,
+ * `default` unless --network says otherwise or none).
  * COPY sources are resolved under their root (the context, or a stage's
  * or image's unpacked rootfs) and may not leave it: `..` and symlinks that
  * resolve outside are refused, as Docker refuses sources outside the
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -234,6 +237,7 @@ int bstep_run(struct bctx *c, struct bstate *st, const struct df_instr *in, hypr
 
     int ret = -1;
     cleanup_free char *upper = NULL, *layer = NULL, *cmdline = NULL;
+    char net_id[2 * 16 + 1] = "";
     struct strv_b a = { 0 };
     int hit = bcache_reuse(c, st, key, err);
     if (hit < 0)
@@ -266,6 +270,30 @@ int bstep_run(struct bctx *c, struct bstate *st, const struct df_instr *in, hypr
         bad |= sv_add(&a, "-w") | sv_add(&a, wd);
     if (user && *user)
         bad |= sv_add(&a, "-u") | sv_add(&a, user);
+    if (bad) {
+        hypr_error_make(err, ENOMEM, "RUN");
+        goto out;
+    }
+    if (c->o->net_prepare) { /* like `docker build`: RUN is on a network */
+        unsigned char rnd[16];
+        if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+            hypr_error_make(err, errno, "getrandom");
+            goto out;
+        }
+        for (size_t k = 0; k < sizeof(rnd); k++) /* random hex, like a VM id */
+            snprintf(net_id + 2 * k, 3, "%02x", rnd[k]);
+        char **nargs = NULL;
+        if (c->o->net_prepare(c->o->net_arg, net_id, &nargs, err) < 0) {
+            hypr_error_wrap(err, "Dockerfile:%d: RUN", in->line);
+            *net_id = 0;
+            goto out;
+        }
+        for (char **p = nargs; p && *p; p++) {
+            bad |= sv_add(&a, *p);
+            free(*p);
+        }
+        free(nargs);
+    }
     bad |= sv_add(&a, "--");
     json_array_foreach(argv, i, v) bad |= sv_add(&a, json_string_value(v));
     if (bad) {
@@ -274,6 +302,10 @@ int bstep_run(struct bctx *c, struct bstate *st, const struct df_instr *in, hypr
     }
     c->res->vm_boots++;
     int status = run_vmm(c, a.v, err);
+    if (*net_id) {
+        c->o->net_release(c->o->net_arg, net_id);
+        *net_id = 0;
+    }
     if (status < 0)
         goto out;
     cmdline = join_argv(argv);
@@ -291,6 +323,8 @@ int bstep_run(struct bctx *c, struct bstate *st, const struct df_instr *in, hypr
         goto out;
     ret = 0;
 out:
+    if (*net_id)
+        c->o->net_release(c->o->net_arg, net_id);
     if (upper)
         unlink(upper);
     if (layer)

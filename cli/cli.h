@@ -77,6 +77,8 @@ struct cli_build_opts {
     const char *dockerfile; /* a path relative to the cwd (`-f`); NULL:
                                CONTEXT/Dockerfile; "-": the standard input */
     const char *target, *platform; /* NULL: none */
+    const char *network;    /* the RUN steps' network; NULL: hyprd's default
+                               (`default`); "none": no network */
     struct cli_strv tags;   /* NAME[:TAG] */
     struct cli_strv args;   /* K=V, or K: K's value in this process's
                                environment (not sent when K is unset) */

@@ -4,7 +4,7 @@
  *
  *   hypr build [-t NAME[:TAG]]... [-f DOCKERFILE] [--build-arg K[=V]]...
  *              [--target STAGE] [--no-cache] [--platform P] [-q]
- *              [--iidfile FILE] CONTEXT
+ *              [--network NAME|none] [--iidfile FILE] CONTEXT
  *
  * The context directory is sent as a tar stream (cli/tarstream.c) minus
  * what CONTEXT/.dockerignore excludes (builder/dockerfile.h's matcher; the
@@ -231,6 +231,8 @@ char *cli_build_path(const struct cli_build_opts *o, const char *dockerfile)
         ok = query_add(f, &first, "platform", o->platform);
     if (ok && o->no_cache)
         ok = query_add(f, &first, "nocache", "1");
+    if (ok && o->network)
+        ok = query_add(f, &first, "network", o->network);
     if (fclose(f) != 0 || !ok) {
         free(path);
         return NULL;
@@ -294,6 +296,15 @@ int cli_build(struct client *c, const struct cli_build_opts *o, char **image_id,
     int rc = -1;
     if (image_id)
         *image_id = NULL;
+    if (o->network && strcmp(o->network, "none") != 0) {
+        /* hyprd refuses a missing network before it reads the context, so
+         * ask first: an answer cut short by the upload would say less */
+        cleanup_free char *esc = client_escape(o->network, ""), *npath = NULL;
+        if (esc == NULL || asprintf(&npath, "/v1/networks/%s", esc) < 0)
+            return hypr_error_make(err, ENOMEM, "build");
+        if (client_json(c, "GET", npath, NULL, NULL, NULL, err) < 0)
+            return -1;
+    }
     if (cli_build_context_open(o->context, o->dockerfile, &bc, err) < 0)
         return -1;
     if ((path = cli_build_path(o, bc.dockerfile)) == NULL) {
@@ -337,6 +348,8 @@ static const char build_usage[] =
     "      --target STAGE            build up to that stage\n"
     "      --no-cache                do not use the layer cache\n"
     "      --platform OS/ARCH        the platform of the base images pulled\n"
+    "      --network NAME            the RUN steps' network (default: default; none:\n"
+    "                                no network device)\n"
     "  -q, --quiet                   print only the image id\n"
     "      --iidfile FILE            write the image id to FILE\n"
     "  -h, --help                    this help\n";
@@ -382,6 +395,7 @@ int cli_cmd_build(int argc, char **argv)
         { 0, "target", CLI_FLAG_STRING, &o.target },
         { 0, "no-cache", CLI_FLAG_BOOL, &o.no_cache },
         { 0, "platform", CLI_FLAG_STRING, &o.platform },
+        { 0, "network", CLI_FLAG_STRING, &o.network },
         { 'q', "quiet", CLI_FLAG_BOOL, &o.quiet },
         { 0, "iidfile", CLI_FLAG_STRING, &iidfile },
         { 0 },

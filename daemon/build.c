@@ -6,7 +6,8 @@
  * ..., then {"aux": {"ID": "sha256:..."}} or {"error": MESSAGE}.
  *
  * Query: t=NAME[:TAG] (repeatable), dockerfile=PATH (in the context),
- * target=STAGE, buildarg=K=V (repeatable), nocache=1, platform=OS/ARCH.
+ * target=STAGE, buildarg=K=V (repeatable), nocache=1, platform=OS/ARCH,
+ * network=NAME|none (the RUN steps' network; default: `default`).
  * The RUN steps boot hypr-vmm with the daemon's kernel and initrd. */
 #include "daemon.h"
 
@@ -25,6 +26,8 @@
 #include "../builder/build.h"
 #include "../builder/store.h"
 #include "../builder/unpack.h"
+#include "../net/ipam.h"
+#include "state.h"
 
 #define CONTEXT_MAX (8ull << 30)
 #define MAX_LIST 64
@@ -39,6 +42,7 @@ struct build_job {
     char *tags[MAX_LIST], *args[MAX_LIST];
     size_t ntags, nargs;
     char *dockerfile, *target, *platform;
+    char *network;           /* RUN steps' network; NULL: none */
     bool no_cache;
     int rfd, wfd;            /* output pipe: thread -> reply */
     int client_fd;
@@ -57,6 +61,7 @@ static void job_put(struct build_job *j)
     free(j->dockerfile);
     free(j->target);
     free(j->platform);
+    free(j->network);
     if (j->rfd >= 0)
         close(j->rfd);
     if (j->wfd >= 0)
@@ -117,6 +122,46 @@ static void on_emit(void *arg, const char *text, size_t len)
         job_line(j, json_pack("{s:o}", "stream", str));
 }
 
+/* A RUN's network (build_opts.net_prepare): the VM is attached like one
+ * that `hypr run --network` created, under an id that no VM row has, and
+ * detached again by build_net_release. */
+static int build_net_prepare(void *arg, const char *id, char ***args, hypr_error_t *err)
+{
+    struct build_job *j = arg;
+    struct hyprd *d = j->d;
+    json_t *nets = json_pack("[{s:s,s:[],s:s}]", "Name", j->network, "Aliases", "IPv4Address", "");
+    if (nets == NULL)
+        return hypr_error_make(err, ENOMEM, "network");
+    pthread_mutex_lock(&d->lock);
+    int r = netrt_vm_attach(d, id, nets, err);
+    pthread_mutex_unlock(&d->lock);
+    json_decref(nets);
+    if (r < 0)
+        return -1;
+    struct vm_row v = { .id = (char *)id };
+    struct argv_b a = { 0 };
+    if (netrt_vm_prepare(d, &v, &a, err) < 0 || a.oom) {
+        if (a.oom)
+            hypr_error_make(err, ENOMEM, "network arguments");
+        argv_free(&a);
+        pthread_mutex_lock(&d->lock);
+        netrt_vm_detach(d, id);
+        pthread_mutex_unlock(&d->lock);
+        return -1;
+    }
+    *args = a.v; /* NULL-terminated by argv_add */
+    return 0;
+}
+
+static void build_net_release(void *arg, const char *id)
+{
+    struct build_job *j = arg;
+    netrt_vm_down(j->d, id);
+    pthread_mutex_lock(&j->d->lock);
+    netrt_vm_detach(j->d, id);
+    pthread_mutex_unlock(&j->d->lock);
+}
+
 static void *build_thread(void *arg)
 {
     struct build_job *j = arg;
@@ -139,6 +184,11 @@ static void *build_thread(void *arg)
                             .no_cache = j->no_cache, .platform = j->platform, .vmm_path = d->cfg.vmm_path,
                             .kernel = d->cfg.kernel, .initrd = d->cfg.initrd, .no_sandbox = d->cfg.no_sandbox,
                             .work_dir = work, .emit = on_emit, .arg = j, .cancel = &j->cancel };
+    if (j->network) {
+        o.net_prepare = build_net_prepare;
+        o.net_release = build_net_release;
+        o.net_arg = j;
+    }
     if (mkdir(ctx, 0755) < 0 || mkdir(work, 0700) < 0) {
         hypr_error_make(&e, errno, "create the build directories in `%s`", j->dir);
     } else if (j->size > 0 && unpack_layers(&ul, 1, ctx, UNPACK_ROOTLESS, &e) < 0) {
@@ -291,6 +341,32 @@ int h_build(struct req *r)
     if ((v = req_query(r, "platform")) && *v)
         j->platform = strdup(v);
     j->no_cache = req_query_bool(r, "nocache");
+    v = req_query(r, "network");
+    if (v && strcmp(v, "none") != 0 && !*v) {
+        job_put(j);
+        return req_error(r, 400, "query `network`: an empty network name");
+    }
+    if (!(v && strcmp(v, "none") == 0) && (j->network = strdup(v ? v : "default")) == NULL) {
+        job_put(j);
+        return req_error(r, 500, "out of memory");
+    }
+    if (j->network) { /* before the upload: a missing network fails the request, not the build */
+        struct ipam_network net = { 0 };
+        hypr_error_t e = NULL;
+        pthread_mutex_lock(&r->d->lock);
+        int f = ipam_network_get(r->d->db, j->network, &net, &e);
+        pthread_mutex_unlock(&r->d->lock);
+        ipam_network_free(&net);
+        if (f < 0) {
+            job_put(j);
+            return req_error_from(r, 500, &e);
+        }
+        if (f == 0) {
+            req_error(r, 404, "no such network: %s", j->network);
+            job_put(j); /* (frees j->network) */
+            return 0;
+        }
+    }
     for (size_t i = 0; i < j->ntags; i++)
         if (j->tags[i] == NULL || !*j->tags[i]) {
             job_put(j);

@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,6 +321,15 @@ int netrt_init(struct hyprd *d, hypr_error_t *err)
     if (ipam_migrate(d->db, err) < 0 || ipam_network_ensure_default(d->db, err) < 0 || egress_migrate(d->db, err) < 0)
         return -1;
     hypr_error_t ee = NULL;
+    /* Addresses held by no VM row: the RUN steps of builds (daemon/build.c)
+     * that a crash cut short. state_migrate ran first. */
+    char *msg = NULL;
+    if (sqlite3_exec(d->db, "DELETE FROM net_endpoints WHERE vm_id NOT IN (SELECT id FROM vms)", NULL, NULL,
+                     &msg) != SQLITE_OK) {
+        hypr_error_make(&ee, EIO, "%s", msg ? msg : "sqlite");
+        daemon_report(&ee, "release the addresses of builds cut short");
+    }
+    sqlite3_free(msg);
     if (d->cfg.egress && egress_host_enable(&ee) < 0)
         daemon_report(&ee, "egress (VMs reach only their network)");
     else if (d->cfg.egress)

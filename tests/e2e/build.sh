@@ -9,7 +9,8 @@
 # cache hits and boots nothing, a changed file reruns from the first step
 # it affects, a failing RUN reports its code and leaves the tag alone,
 # --target, .dockerignore, a COPY source outside the context, a syntax
-# error with its line. The base image is busybox:latest from
+# error with its line, RUN on the default network (a VM reached by name)
+# and on none. The base image is busybox:latest from
 # build/test-images/docker-save.tar (tests/e2e/prepare).
 set -u
 cd "$(dirname "$0")/../.."
@@ -101,6 +102,32 @@ why="$(errmsg)"; check copy_outside_context_refused eval 'errmsg | grep -q "outs
 printf 'FROM busybox:latest\nRUN true\nFRON x\n' >"$work/ign/Dockerfile"
 build "$work/ign" ''
 why="$(errmsg)"; check syntax_error_names_line eval 'errmsg | grep -q "Dockerfile:3"'
+
+# ---- RUN is on a network (like docker build): `default` unless --network ----
+timeout 300 "$HYPR" run -d --name files -u 0 busybox:latest \
+    'echo served-by-files > /tmp/f.txt; echo serving; exec busybox httpd -f -p 8000 -h /tmp' >"$work/files.out" 2>&1
+for _ in $(seq 120); do "$HYPR" logs files 2>/dev/null | grep -q serving && break; sleep 1; done
+mkdir -p "$work/net"
+cat >"$work/net/Dockerfile" <<'EOF'
+FROM busybox:latest
+USER 0
+RUN echo "nics=$(ls /sys/class/net | grep -vc '^lo$')"; printf 'GET /f.txt HTTP/1.0\r\n\r\n' | busybox nc -w 10 files 8000 > /got.txt
+CMD ["cat /got.txt"]
+EOF
+build "$work/net" 't=net:1'
+out=$(timeout 300 "$HYPR" run --rm net:1 2>&1)
+why="$(stream | tail -5) $(errmsg) run: $out $(cat "$work/files.out")"; check run_reaches_vm_by_name eval 'stream | grep -q "nics=1" && grep -q served-by-files <<<"$out"'
+printf 'FROM busybox:latest\nRUN echo "nics=$(ls /sys/class/net | grep -vc "^lo$")"\n' >"$work/net/Dockerfile"
+build "$work/net" 'network=none'
+why="$(stream | tail -5) $(errmsg)"; check run_network_none eval 'stream | grep -q "nics=0" && [ -n "$(aux ID)" ]'
+api -X POST -H 'Content-Type: application/x-tar' --data-binary '' -w ' %{http_code}' \
+    'http://hyprd/v1/build?network=nosuch' >"$work/out"
+why="$(cat "$work/out")"; check run_network_missing_api grep -q "no such network: nosuch.* 404$" "$work/out"
+out=$(timeout 300 "$HYPR" build --network nosuch "$work/net" 2>&1); rc=$?
+why="rc=$rc $out"; check run_network_missing_cli eval '[ "$rc" != 0 ] && grep -q "no such network: nosuch" <<<"$out"'
+timeout 120 "$HYPR" rm -f files >/dev/null 2>&1
+left=$(api http://hyprd/v1/networks/default | jq -c '.Vms')
+why="$left"; check run_network_released test "$(jq 'length' <<<"$left")" = 0
 
 # ---- the CLI ----
 if "$HYPR" build --help >/dev/null 2>&1; then
