@@ -120,9 +120,9 @@ why="$(stream | tail -5) $(errmsg) run: $out $(cat "$work/files.out")"; check ru
 printf 'FROM busybox:latest\nRUN echo "nics=$(ls /sys/class/net | grep -vc "^lo$")"\n' >"$work/net/Dockerfile"
 build "$work/net" 'network=none'
 why="$(stream | tail -5) $(errmsg)"; check run_network_none eval 'stream | grep -q "nics=0" && [ -n "$(aux ID)" ]'
-api -X POST -H 'Content-Type: application/x-tar' --data-binary '' -w ' %{http_code}' \
-    'http://hyprd/v1/build?network=nosuch' >"$work/out"
-why="$(cat "$work/out")"; check run_network_missing_api grep -q "no such network: nosuch.* 404$" "$work/out"
+code=$(api -X POST -H 'Content-Type: application/x-tar' --data-binary '' -o "$work/out" -w '%{http_code}' \
+    'http://hyprd/v1/build?network=nosuch')
+why="$code $(cat "$work/out")"; check run_network_missing_api eval '[ "$code" = 404 ] && grep -q "no such network: nosuch" "$work/out"'
 out=$(timeout 300 "$HYPR" build --network nosuch "$work/net" 2>&1); rc=$?
 why="rc=$rc $out"; check run_network_missing_cli eval '[ "$rc" != 0 ] && grep -q "no such network: nosuch" <<<"$out"'
 timeout 120 "$HYPR" rm -f files >/dev/null 2>&1
