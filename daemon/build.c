@@ -342,11 +342,11 @@ int h_build(struct req *r)
         j->platform = strdup(v);
     j->no_cache = req_query_bool(r, "nocache");
     v = req_query(r, "network");
-    if (v && strcmp(v, "none") != 0 && !*v) {
+    if (v && !*v) {
         job_put(j);
         return req_error(r, 400, "query `network`: an empty network name");
     }
-    if (!(v && strcmp(v, "none") == 0) && (j->network = strdup(v ? v : "default")) == NULL) {
+    if ((v == NULL || strcmp(v, "none") != 0) && (j->network = strdup(v ? v : "default")) == NULL) {
         job_put(j);
         return req_error(r, 500, "out of memory");
     }
