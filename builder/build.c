@@ -686,6 +686,8 @@ static int build_stage(struct bctx *c, size_t si, hypr_error_t *err)
             return hypr_error_wrap(err, "step %d/%d (%s)", c->step, c->nsteps, dockerfile_kind_name(in->kind));
         }
         c->res->steps++;
+        if (in->kind == DF_RUN || in->kind == DF_COPY || in->kind == DF_ADD)
+            c->res->layer_steps++;
         if (st.image_id)
             bemit(c, " ---> %.12s\n", st.image_id + 7);
     }
@@ -695,8 +697,8 @@ static int build_stage(struct bctx *c, size_t si, hypr_error_t *err)
 }
 
 /* The stages the target needs: itself and those it names (FROM stage,
- * COPY --from=stage), transitively; earlier stages the target does not
- * need are skipped, as BuildKit does. */
+ * COPY --from=stage, RUN --mount=from=stage), transitively; earlier stages
+ * the target does not need are skipped, as BuildKit does. */
 static void mark_needed(struct bctx *c, size_t si, bool *need)
 {
     if (need[si])
@@ -711,6 +713,13 @@ static void mark_needed(struct bctx *c, size_t si, bool *need)
         long j = ref ? dockerfile_stage_find(c->df, ref) : -1;
         if (j >= 0 && (size_t)j < si)
             mark_needed(c, (size_t)j, need);
+        for (size_t f = 0; in->kind == DF_RUN && f < in->nflags; f++) {
+            char from[256];
+            if (strcmp(in->flags[f].name, "mount") == 0 && in->flags[f].value &&
+                brun_mount_from(in->flags[f].value, from, sizeof(from)) &&
+                (j = dockerfile_stage_find(c->df, from)) >= 0 && (size_t)j < si)
+                mark_needed(c, (size_t)j, need);
+        }
     }
 }
 

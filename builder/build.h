@@ -48,6 +48,10 @@ struct build_opts {
     const char *kernel, *initrd;  /* NULL: hypr-vmm's defaults */
     bool no_sandbox;
     const char *work_dir;         /* scratch space (upper disks, layers) */
+    /* RUN --mount=type=cache directories live under cache_dir (NULL: such
+     * mounts are refused); secrets_dir holds a file per secret id given to
+     * the build (RUN --mount=type=secret; NULL: none given). */
+    const char *cache_dir, *secrets_dir;
     /* The RUN steps' network; net_prepare NULL: none (no network device).
      * net_prepare attaches a VM known by `id` (unique per RUN) and returns
      * its hypr-vmm arguments (--net, --dns) as a NULL-terminated array,
@@ -64,6 +68,7 @@ struct build_opts {
 struct build_result {
     char image_id[80];            /* "sha256:..." */
     int steps, cached, vm_boots;
+    int layer_steps;              /* RUN, COPY, ADD: the steps the cache can skip */
 };
 
 int build_run(struct store *s, const struct build_opts *o, struct build_result *res, hypr_error_t *err);

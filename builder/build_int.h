@@ -68,5 +68,44 @@ char *bscratch(struct bctx *c, const char *what);
 /* build_steps.c */
 int bstep_run(struct bctx *c, struct bstate *st, const struct df_instr *in, hypr_error_t *err);
 int bstep_copy(struct bctx *c, struct bstate *st, const struct df_instr *in, bool add, hypr_error_t *err);
+/* The tree at rel_src under root (a file or a directory; in_context: the
+ * build context, .dockerignore applies and owners become 0:0), copied to
+ * the new path dst when dst is not NULL, and the digest of its paths,
+ * modes and contents in digest when not NULL. A source leaving root is
+ * refused. */
+int bstep_tree(struct bctx *c, const char *root, const char *rel_src, bool in_context, const char *dst,
+               char digest[65], hypr_error_t *err);
+/* An earlier stage's or an image's rootfs, unpacked into a new scratch
+ * directory *root (COPY --from, RUN --mount=from=). */
+int bstep_from_root(struct bctx *c, const char *from, char **root, hypr_error_t *err);
+
+/* build_mounts.c: RUN's --mount, --network and --security flags, resolved.
+ * Invariants: args is NULL-terminated (hypr-vmm options: --share, --bind,
+ * --tmpfs); env holds "K=V" of secrets with env=; key describes every flag
+ * (not the contents of caches or secrets) for the step's cache key, "" when
+ * the RUN has none; locks are the cache mounts' flock()s, held until
+ * brun_flags_release; scratch (may be NULL) is removed then. */
+struct brun_flags {
+    char **args;
+    size_t nargs;
+    char **env;
+    size_t nenv;
+    bool no_network;
+    char *key;
+    int locks[16];
+    size_t nlocks;
+    char *scratch;
+};
+/* Parses the flags and computes the key (bind sources' digests included). */
+int brun_flags_parse(struct bctx *c, struct bstate *st, const struct df_instr *in, struct brun_flags *f,
+                     hypr_error_t *err);
+/* On a cache miss, before the VM: makes the mounts' sources (bind copies,
+ * cache directories, secrets) and the hypr-vmm arguments. */
+int brun_flags_prepare(struct bctx *c, struct bstate *st, const struct df_instr *in, struct brun_flags *f,
+                       hypr_error_t *err);
+void brun_flags_release(struct brun_flags *f);
+/* The from= of a --mount value as written (unexpanded) into buf; NULL
+ * when it has none. */
+const char *brun_mount_from(const char *spec, char *buf, size_t cap);
 
 #endif

@@ -201,9 +201,11 @@ static char *join_argv(json_t *a)
 
 int bstep_run(struct bctx *c, struct bstate *st, const struct df_instr *in, hypr_error_t *err)
 {
-    if (in->nflags > 0) /* --mount, --network, --security: not implemented, never ignored */
-        return hypr_error_refuse(err, ENOTSUP, "Dockerfile:%d: RUN --%s is not supported", in->line,
-                                 in->flags[0].name);
+    struct brun_flags fl;
+    if (brun_flags_parse(c, st, in, &fl, err) < 0) {
+        brun_flags_release(&fl);
+        return -1;
+    }
     json_t *argv = json_array();
     if (in->json) {
         for (size_t i = 0; i < in->nargs; i++)
@@ -232,8 +234,9 @@ int bstep_run(struct bctx *c, struct bstate *st, const struct df_instr *in, hypr
     const char *user = json_string_value(json_object_get(st->config, "User"));
     const char *wd = json_string_value(json_object_get(st->config, "WorkingDir"));
     char key[65];
-    const char *parts[] = { st->key, "RUN", argv_text, env_text, user, wd };
-    bhash(key, parts, sizeof(parts) / sizeof(parts[0]));
+    const char *parts[] = { st->key, "RUN", argv_text, env_text, user, wd, fl.key };
+    /* a RUN without flags keeps the key it had before flags existed */
+    bhash(key, parts, sizeof(parts) / sizeof(parts[0]) - (*fl.key == 0));
 
     int ret = -1;
     cleanup_free char *upper = NULL, *layer = NULL, *cmdline = NULL;
@@ -274,7 +277,13 @@ int bstep_run(struct bctx *c, struct bstate *st, const struct df_instr *in, hypr
         hypr_error_make(err, ENOMEM, "RUN");
         goto out;
     }
-    if (c->o->net_prepare) { /* like `docker build`: RUN is on a network */
+    if (brun_flags_prepare(c, st, in, &fl, err) < 0)
+        goto out;
+    for (size_t k = 0; k < fl.nargs; k++)
+        bad |= sv_add(&a, fl.args[k]);
+    for (size_t k = 0; k < fl.nenv; k++) /* secrets with env=: this RUN only */
+        bad |= sv_add(&a, "-e") | sv_add(&a, fl.env[k]);
+    if (c->o->net_prepare && !fl.no_network) { /* like `docker build`: RUN is on a network */
         unsigned char rnd[16];
         if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
             hypr_error_make(err, errno, "getrandom");
@@ -330,6 +339,7 @@ out:
     if (layer)
         unlink(layer);
     sv_free(&a);
+    brun_flags_release(&fl);
     json_decref(argv);
     json_decref(env);
     return ret;
@@ -889,4 +899,124 @@ out:
     if (ret < 0)
         return hypr_error_wrap(err, "%s", what);
     return 0;
+}
+
+/* ---- trees, for RUN --mount=type=bind (build_mounts.c) ---- */
+
+/* Copies regular file src to dst (created, mode). */
+static int copy_file(const char *src, const char *dst, mode_t mode, hypr_error_t *err)
+{
+    cleanup_close int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (in < 0)
+        return hypr_error_make(err, errno, "open `%s`", src);
+    cleanup_close int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777);
+    if (out < 0)
+        return hypr_error_make(err, errno, "create `%s`", dst);
+    for (;;) {
+        ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+        if (n == 0)
+            break;
+        if (n > 0)
+            continue;
+        if (errno != EXDEV && errno != ENOSYS && errno != EINVAL)
+            return hypr_error_make(err, errno, "copy `%s` to `%s`", src, dst);
+        char buf[65536]; /* a filesystem without copy_file_range */
+        ssize_t r;
+        while ((r = read(in, buf, sizeof(buf))) > 0)
+            if (write(out, buf, (size_t)r) != r)
+                return hypr_error_make(err, errno, "write `%s`", dst);
+        if (r < 0)
+            return hypr_error_make(err, errno, "read `%s`", src);
+        break;
+    }
+    return fchmod(out, mode & 07777) < 0 ? hypr_error_make(err, errno, "chmod `%s`", dst) : 0;
+}
+
+/* Puts one entry of a walked tree at dst/rel (dst itself for rel ""). */
+static int tree_put(const struct centry *e, const char *dst, bool keep_owner, hypr_error_t *err)
+{
+    cleanup_free char *path = NULL;
+    if (asprintf(&path, "%s%s%s", dst, *e->rel ? "/" : "", e->rel) < 0)
+        return hypr_error_make(err, ENOMEM, "RUN --mount");
+    int r = 0;
+    if (S_ISDIR(e->sb.st_mode)) {
+        if (mkdir(path, e->sb.st_mode & 07777) < 0 && errno != EEXIST)
+            r = hypr_error_make(err, errno, "mkdir `%s`", path);
+        else if (chmod(path, e->sb.st_mode & 07777) < 0)
+            r = hypr_error_make(err, errno, "chmod `%s`", path);
+    } else if (S_ISLNK(e->sb.st_mode)) {
+        char target[PATH_MAX];
+        ssize_t n = readlink(e->src, target, sizeof(target) - 1);
+        if (n < 0)
+            return hypr_error_make(err, errno, "readlink `%s`", e->src);
+        target[n] = 0;
+        if (symlink(target, path) < 0)
+            r = hypr_error_make(err, errno, "symlink `%s`", path);
+    } else {
+        r = copy_file(e->src, path, e->sb.st_mode, err);
+    }
+    if (r == 0 && lchown(path, keep_owner ? e->sb.st_uid : 0, keep_owner ? e->sb.st_gid : 0) < 0 && errno != EPERM)
+        r = hypr_error_make(err, errno, "chown `%s`", path);
+    return r;
+}
+
+int bstep_tree(struct bctx *c, const char *root, const char *rel_src, bool in_context, const char *dst,
+               char digest[65], hypr_error_t *err)
+{
+    char rel[PATH_MAX];
+    if (clean_rel(rel_src, rel, sizeof(rel)) < 0)
+        return hypr_error_refuse(err, EINVAL, "source `%s` is outside of the %s", rel_src,
+                                 in_context ? "build context" : "stage");
+    cleanup_free char *joined = NULL, *real_root = realpath(root, NULL), *real = NULL;
+    if (real_root == NULL)
+        return hypr_error_make(err, errno, "`%s`", root);
+    if (asprintf(&joined, "%s%s%s", real_root, *rel ? "/" : "", rel) < 0)
+        return hypr_error_make(err, ENOMEM, "RUN --mount");
+    if ((real = realpath(joined, NULL)) == NULL)
+        return hypr_error_refuse(err, ENOENT, "source `%s` not found in the %s", rel_src,
+                                 in_context ? "build context" : "stage");
+    if (!under(real_root, real))
+        return hypr_error_refuse(err, EINVAL, "source `%s` is outside of the %s", rel_src,
+                                 in_context ? "build context" : "stage");
+    if (in_context && *rel && c->di && dockerignore_excluded(c->di, rel))
+        return hypr_error_refuse(err, ENOENT, "source `%s` is excluded by .dockerignore", rel_src);
+    struct cset set = { .md = EVP_MD_CTX_new() };
+    int ret = -1;
+    struct stat sb;
+    if (set.md == NULL || !EVP_DigestInit_ex(set.md, EVP_sha256(), NULL)) {
+        hypr_error_make(err, ENOMEM, "RUN --mount");
+        goto out;
+    }
+    if (stat(real, &sb) < 0) {
+        hypr_error_make(err, errno, "stat `%s`", real);
+        goto out;
+    }
+    if (cset_add(&set, "", real, &sb) < 0) { /* the source itself, followed when a link */
+        hypr_error_make(err, ENOMEM, "RUN --mount");
+        goto out;
+    }
+    if (S_ISREG(sb.st_mode) && hash_file(&set, real, err) < 0)
+        goto out;
+    if (S_ISDIR(sb.st_mode) && walk(c, &set, real_root, real, "", in_context ? rel : NULL, err) < 0)
+        goto out;
+    if (dst)
+        for (size_t i = 0; i < set.n; i++)
+            if (tree_put(&set.e[i], dst, !in_context, err) < 0)
+                goto out;
+    if (digest) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int mdl = 0;
+        EVP_DigestFinal_ex(set.md, md, &mdl);
+        for (unsigned i = 0; i < mdl && i < 32; i++)
+            snprintf(digest + 2 * i, 3, "%02x", md[i]);
+    }
+    ret = 0;
+out:
+    cset_free(&set);
+    return ret;
+}
+
+int bstep_from_root(struct bctx *c, const char *from, char **root, hypr_error_t *err)
+{
+    return from_root(c, from, root, err);
 }

@@ -62,6 +62,7 @@ int cli_pull(struct client *c, const char *ref, const char *platform, const stru
 struct cli_run_opts {
     bool detach, rm, interactive, tty;
     const char *name, *cpus, *memory, *workdir, *user, *hostname, *entrypoint, *platform;
+    const char *pull; /* --pull missing (NULL: the same), always, never */
     const char *ip; /* --ip, for the first network */
     struct cli_strv env, env_files, ports, volumes, labels, pos;
     struct cli_strv mounts, tmpfs, networks, network_aliases; /* --mount, --tmpfs, --network, --network-alias */
@@ -82,6 +83,7 @@ struct cli_build_opts {
     struct cli_strv tags;   /* NAME[:TAG] */
     struct cli_strv args;   /* K=V, or K: K's value in this process's
                                environment (not sent when K is unset) */
+    struct cli_strv secrets; /* id=ID[,src=FILE|,env=VAR] (RUN --mount=type=secret) */
     bool no_cache;
     bool quiet;             /* nothing printed (the step lines dropped) */
 };

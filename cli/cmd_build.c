@@ -4,7 +4,8 @@
  *
  *   hypr build [-t NAME[:TAG]]... [-f DOCKERFILE] [--build-arg K[=V]]...
  *              [--target STAGE] [--no-cache] [--platform P] [-q]
- *              [--network NAME|none] [--iidfile FILE] CONTEXT
+ *              [--network NAME|none] [--secret id=ID[,src=FILE|,env=VAR]]...
+ *              [--iidfile FILE] CONTEXT
  *
  * The context directory is sent as a tar stream (cli/tarstream.c) minus
  * what CONTEXT/.dockerignore excludes (builder/dockerfile.h's matcher; the
@@ -18,6 +19,7 @@
  * exit 1). -q prints only the image id. */
 #include "cmd_build.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -46,6 +48,8 @@ static enum cli_tar_verdict context_filter(void *arg, const char *rel, bool is_d
     size_t n = strlen(rel);
     if (f->dockerfile == NULL && strcmp(rel, CLI_BUILD_PRIVATE_DOCKERFILE) == 0)
         return CLI_TAR_SKIP; /* the name of the Dockerfile added apart */
+    if (strncmp(rel, CLI_BUILD_SECRET_PREFIX, strlen(CLI_BUILD_SECRET_PREFIX)) == 0)
+        return CLI_TAR_SKIP; /* the names of the secrets */
     if (strcmp(rel, ".dockerignore") == 0 || (f->dockerfile && strcmp(rel, f->dockerfile) == 0))
         return CLI_TAR_SEND;
     if (f->di == NULL || !dockerignore_excluded(f->di, rel))
@@ -112,9 +116,93 @@ static int stdin_to_file(char **out, hypr_error_t *err)
     return 0;
 }
 
+/* One --secret value: *id and *path (a file to send) malloc'd; a value
+ * from the environment is written to a new private temp file, added to
+ * bc->tmps. */
+static int secret_resolve(const char *spec, struct cli_build_context *bc, char **id, char **path, hypr_error_t *err)
+{
+    cleanup_free char *copy = strdup(spec), *src = NULL, *env = NULL, *type = NULL, *sid = NULL;
+    if (copy == NULL)
+        return hypr_error_make(err, ENOMEM, "build");
+    for (char *save = NULL, *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(f, '=');
+        if (eq == NULL)
+            return hypr_error_make(err, 0, "build: --secret `%s`: `%s` is not KEY=VALUE", spec, f);
+        *eq = 0;
+        char **slot = strcmp(f, "id") == 0                                 ? &sid
+                      : strcmp(f, "src") == 0 || strcmp(f, "source") == 0 ? &src
+                      : strcmp(f, "env") == 0                              ? &env
+                      : strcmp(f, "type") == 0                             ? &type
+                                                                           : NULL;
+        if (slot == NULL)
+            return hypr_error_make(err, 0, "build: --secret `%s`: unknown key `%s` (id, src, env, type)", spec, f);
+        free(*slot);
+        if ((*slot = strdup(eq + 1)) == NULL)
+            return hypr_error_make(err, ENOMEM, "build");
+    }
+    if (sid == NULL || *sid == 0)
+        return hypr_error_make(err, 0, "build: --secret `%s`: an id is required", spec);
+    for (const char *p = sid; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
+            return hypr_error_make(err, 0, "build: --secret `%s`: the id may hold only letters, digits, . _ -", spec);
+    if (type && strcmp(type, "file") && strcmp(type, "env"))
+        return hypr_error_make(err, 0, "build: --secret `%s`: type `%s` (file or env)", spec, type);
+    if (type && strcmp(type, "env") == 0 && env == NULL && src) { /* type=env,src=VAR */
+        env = src;
+        src = NULL;
+    }
+    if (src == NULL && env == NULL && (type == NULL || strcmp(type, "env") == 0) && (env = strdup(sid)) == NULL)
+        return hypr_error_make(err, ENOMEM, "build");
+    if (src) {
+        struct stat st;
+        if (stat(src, &st) < 0)
+            return hypr_error_make(err, errno, "build: --secret `%s`: `%s`", spec, src);
+        if (!S_ISREG(st.st_mode))
+            return hypr_error_make(err, 0, "build: --secret `%s`: `%s` is not a file", spec, src);
+        *path = src;
+        src = NULL;
+    } else {
+        const char *v = env ? getenv(env) : NULL;
+        if (v == NULL)
+            return hypr_error_make(err, 0, "build: --secret `%s`: the environment variable `%s` is not set", spec,
+                                   env ? env : sid);
+        char tmpl[] = "/tmp/hypr-secret.XXXXXX";
+        int fd = mkstemp(tmpl);
+        if (fd < 0)
+            return hypr_error_make(err, errno, "build: --secret `%s`: a temporary file", spec);
+        char **t = realloc(bc->tmps, (bc->ntmps + 1) * sizeof(char *));
+        if (t == NULL || (t[bc->ntmps] = strdup(tmpl)) == NULL) {
+            if (t)
+                bc->tmps = t;
+            close(fd);
+            unlink(tmpl);
+            return hypr_error_make(err, ENOMEM, "build");
+        }
+        bc->tmps = t;
+        bc->ntmps++;
+        int w = cli_write_all(fd, v, strlen(v));
+        close(fd);
+        if (w < 0)
+            return hypr_error_make(err, errno, "build: --secret `%s`: write `%s`", spec, tmpl);
+        if ((*path = strdup(tmpl)) == NULL)
+            return hypr_error_make(err, ENOMEM, "build");
+    }
+    *id = sid;
+    sid = NULL;
+    return 0;
+}
+
 int cli_build_context_open(const char *context, const char *dockerfile, struct cli_build_context *out,
                            hypr_error_t *err)
 {
+    return cli_build_context_open_secrets(context, dockerfile, NULL, out, err);
+}
+
+int cli_build_context_open_secrets(const char *context, const char *dockerfile, const struct cli_strv *secrets,
+                                   struct cli_build_context *out, hypr_error_t *err)
+{
+    size_t ns = secrets ? secrets->n : 0;
+    cleanup_free char **names = NULL, **paths = NULL;
     cleanup_free char *ctx = NULL, *given = NULL, *real = NULL;
     struct dockerignore *di = NULL;
     struct stat st;
@@ -123,6 +211,26 @@ int cli_build_context_open(const char *context, const char *dockerfile, struct c
     memset(out, 0, sizeof(*out));
     if ((ctx = realpath(context, NULL)) == NULL)
         return hypr_error_make(err, errno, "build: context `%s`", context);
+    if (ns && ((names = calloc(ns, sizeof(char *))) == NULL || (paths = calloc(ns, sizeof(char *))) == NULL ||
+               (out->secret_ids = calloc(ns, sizeof(char *))) == NULL)) {
+        hypr_error_make(err, ENOMEM, "build");
+        goto out;
+    }
+    for (size_t i = 0; i < ns; i++) {
+        if (secret_resolve(secrets->v[i], out, &out->secret_ids[i], &paths[i], err) < 0)
+            goto out;
+        out->nsecrets++;
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(out->secret_ids[k], out->secret_ids[i]) == 0) {
+                hypr_error_make(err, 0, "build: --secret: the id `%s` is given twice", out->secret_ids[i]);
+                goto out;
+            }
+        if (asprintf(&names[i], CLI_BUILD_SECRET_PREFIX "%s", out->secret_ids[i]) < 0) {
+            names[i] = NULL;
+            hypr_error_make(err, ENOMEM, "build");
+            goto out;
+        }
+    }
     if (stat(ctx, &st) < 0 || !S_ISDIR(st.st_mode))
         return hypr_error_make(err, 0, "build: context `%s` is not a directory", context);
     if (dockerfile && strcmp(dockerfile, "-") == 0) {
@@ -163,11 +271,16 @@ int cli_build_context_open(const char *context, const char *dockerfile, struct c
     struct cli_tar_opts opts = {
         .what = "build", .filter = context_filter, .arg = &f,
         .extra_name = extra ? CLI_BUILD_PRIVATE_DOCKERFILE : NULL, .extra_path = extra,
+        .extra_names = (const char *const *)names, .extra_paths = (const char *const *)paths, .nextras = ns,
     };
     if (cli_tar_open_filtered(ctx, &opts, &out->tar, err) < 0)
         goto out;
     rc = 0;
 out:
+    for (size_t i = 0; i < ns; i++) {
+        free(names ? names[i] : NULL);
+        free(paths ? paths[i] : NULL);
+    }
     if (di)
         dockerignore_free(di);
     if (rc < 0)
@@ -178,6 +291,14 @@ out:
 void cli_build_context_free(struct cli_build_context *bc)
 {
     cli_tar_close(bc->tar);
+    for (size_t i = 0; i < bc->ntmps; i++) {
+        unlink(bc->tmps[i]);
+        free(bc->tmps[i]);
+    }
+    free(bc->tmps);
+    for (size_t i = 0; i < bc->nsecrets; i++)
+        free(bc->secret_ids[i]);
+    free(bc->secret_ids);
     free(bc->dockerfile);
     if (bc->tmp)
         unlink(bc->tmp);
@@ -200,6 +321,13 @@ static bool query_add(FILE *f, bool *first, const char *key, const char *value)
 
 char *cli_build_path(const struct cli_build_opts *o, const char *dockerfile)
 {
+    struct cli_build_context bc = { .dockerfile = (char *)dockerfile };
+    return cli_build_path_secrets(o, &bc);
+}
+
+char *cli_build_path_secrets(const struct cli_build_opts *o, const struct cli_build_context *bc)
+{
+    const char *dockerfile = bc->dockerfile;
     char *path = NULL;
     size_t size = 0;
     bool first = true, ok = true;
@@ -233,6 +361,8 @@ char *cli_build_path(const struct cli_build_opts *o, const char *dockerfile)
         ok = query_add(f, &first, "nocache", "1");
     if (ok && o->network)
         ok = query_add(f, &first, "network", o->network);
+    for (size_t i = 0; ok && i < bc->nsecrets; i++)
+        ok = query_add(f, &first, "secret", bc->secret_ids[i]);
     if (fclose(f) != 0 || !ok) {
         free(path);
         return NULL;
@@ -305,9 +435,9 @@ int cli_build(struct client *c, const struct cli_build_opts *o, char **image_id,
         if (client_json(c, "GET", npath, NULL, NULL, NULL, err) < 0)
             return -1;
     }
-    if (cli_build_context_open(o->context, o->dockerfile, &bc, err) < 0)
+    if (cli_build_context_open_secrets(o->context, o->dockerfile, &o->secrets, &bc, err) < 0)
         return -1;
-    if ((path = cli_build_path(o, bc.dockerfile)) == NULL) {
+    if ((path = cli_build_path_secrets(o, &bc)) == NULL) {
         hypr_error_make(err, ENOMEM, "build");
         goto out;
     }
@@ -350,6 +480,9 @@ static const char build_usage[] =
     "      --platform OS/ARCH        the platform of the base images pulled\n"
     "      --network NAME            the RUN steps' network (default: default; none:\n"
     "                                no network device)\n"
+    "      --secret id=ID[,src=FILE|,env=VAR]\n"
+    "                                a secret for RUN --mount=type=secret (repeatable;\n"
+    "                                neither src nor env: the variable ID)\n"
     "  -q, --quiet                   print only the image id\n"
     "      --iidfile FILE            write the image id to FILE\n"
     "  -h, --help                    this help\n";
@@ -396,6 +529,7 @@ int cli_cmd_build(int argc, char **argv)
         { 0, "no-cache", CLI_FLAG_BOOL, &o.no_cache },
         { 0, "platform", CLI_FLAG_STRING, &o.platform },
         { 0, "network", CLI_FLAG_STRING, &o.network },
+        { 0, "secret", CLI_FLAG_LIST, &o.secrets },
         { 'q', "quiet", CLI_FLAG_BOOL, &o.quiet },
         { 0, "iidfile", CLI_FLAG_STRING, &iidfile },
         { 0 },
@@ -435,6 +569,7 @@ out:
     client_fini(&c);
     cli_strv_free(&o.tags);
     cli_strv_free(&o.args);
+    cli_strv_free(&o.secrets);
     cli_strv_free(&pos);
     return status;
 }

@@ -476,7 +476,8 @@ static int build_service(struct client *c, const struct compose_service *s, cons
     const struct compose_build *b = s->build;
     cleanup_error hypr_error_t err = NULL;
     cleanup_free char *dockerfile = NULL;
-    struct cli_build_opts o = { .context = b->context, .target = b->target };
+    struct cli_build_opts o = { .context = b->context, .target = b->target, .network = b->network,
+                                .no_cache = b->no_cache };
     int rc = -1;
     if (b->dockerfile[0] == '/' ? (dockerfile = strdup(b->dockerfile)) == NULL
                                 : asprintf(&dockerfile, "%s/%s", b->context, b->dockerfile) < 0) {

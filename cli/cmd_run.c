@@ -68,6 +68,7 @@ static const char run_usage[] =
     "      --entrypoint CMD     override the image's entrypoint (\"\" clears it)\n"
     "  -l, --label K=V          set a label\n"
     "      --platform P         platform to pull when the image is missing\n"
+    "      --pull WHEN          pull the image: missing (default), always, never\n"
     "      --help               this help\n";
 
 static int add_env(json_t *env, const char *kv, hypr_error_t *err)
@@ -249,8 +250,11 @@ static char *create(struct client *c, const struct cli_run_opts *o, json_t *body
     json_t *reply = NULL, *w;
     long code = 0;
     size_t i;
+    if (o->pull && strcmp(o->pull, "always") == 0 &&
+        cli_pull(c, o->pos.v[0], o->platform, NULL, false, stderr, err) < 0)
+        return NULL;
     if (client_json(c, "POST", "/v1/vms", body, &reply, &code, err) < 0) {
-        if (code != 404)
+        if (code != 404 || (o->pull && strcmp(o->pull, "never") == 0))
             return NULL;
         hypr_error_free(err);
         fprintf(stderr, "Unable to find image '%s' locally\n", o->pos.v[0]);
@@ -467,7 +471,7 @@ static int run_or_create(int argc, char **argv, bool create_only)
         { 't', "tty", CLI_FLAG_BOOL, &o.tty },             { 'w', "workdir", CLI_FLAG_STRING, &o.workdir },
         { 'u', "user", CLI_FLAG_STRING, &o.user },         { 'h', "hostname", CLI_FLAG_STRING, &o.hostname },
         { 0, "entrypoint", CLI_FLAG_STRING, &o.entrypoint }, { 'l', "label", CLI_FLAG_LIST, &o.labels },
-        { 0, "platform", CLI_FLAG_STRING, &o.platform },   { 0, "mount", CLI_FLAG_LIST, &o.mounts },
+        { 0, "platform", CLI_FLAG_STRING, &o.platform },   { 0, "pull", CLI_FLAG_STRING, &o.pull },   { 0, "mount", CLI_FLAG_LIST, &o.mounts },
         { 0, "tmpfs", CLI_FLAG_LIST, &o.tmpfs },           { 0, "network", CLI_FLAG_LIST, &o.networks },
         { 0, "net", CLI_FLAG_LIST, &o.networks },          { 0, "network-alias", CLI_FLAG_LIST, &o.network_aliases },
         { 0, "ip", CLI_FLAG_STRING, &o.ip },               { 0 },
@@ -485,6 +489,11 @@ static int run_or_create(int argc, char **argv, bool create_only)
     }
     if (o.pos.n == 0) {
         status = cli_usage_error(usage, CLI_EXIT_RUN_FAIL, "%s: expected an image", create_only ? "create" : "run");
+        goto out;
+    }
+    if (o.pull && strcmp(o.pull, "missing") && strcmp(o.pull, "always") && strcmp(o.pull, "never")) {
+        status = cli_usage_error(usage, CLI_EXIT_RUN_FAIL, "%s: --pull `%s`: expected missing, always or never",
+                                 create_only ? "create" : "run", o.pull);
         goto out;
     }
     if (create_only && (o.detach || o.rm || o.interactive || o.tty)) {

@@ -21,14 +21,15 @@
 #define TAR_BLOCK (64 * 1024)
 
 /* Invariants: paths[0..npaths) are relative paths under dir, sorted (but
- * for the extra file, last, whose source is extra_path when that is set);
+ * for the nextra extra files, last, whose sources are extra_paths);
  * next is the entry whose header comes next; while fd >= 0 the current regular
  * file has `left` bytes still to send; out[off..len) is produced and not yet
  * handed over. */
 struct cli_tar {
     char *dir;
     char *what;       /* "load", "build": starts the messages */
-    char *extra_path; /* the source of paths[npaths - 1], or NULL */
+    char **extra_paths; /* the sources of paths[npaths - nextra ..) */
+    size_t nextra;
     char **paths;
     size_t npaths, cap, next;
     struct archive *a;
@@ -135,11 +136,23 @@ int cli_tar_open_filtered(const char *dir, const struct cli_tar_opts *opts, stru
         return -1;
     }
     qsort(t->paths, t->npaths, sizeof(*t->paths), cmp_paths);
-    if (opts && opts->extra_name && opts->extra_path &&
-        ((t->extra_path = strdup(opts->extra_path)) == NULL || add_path(t, opts->extra_name) < 0)) {
+    size_t nextra = (opts && opts->extra_name && opts->extra_path) + (opts ? opts->nextras : 0);
+    if (nextra && (t->extra_paths = calloc(nextra, sizeof(char *))) == NULL) {
         hypr_error_make(err, ENOMEM, "tar of `%s`", dir);
         cli_tar_close(t);
         return -1;
+    }
+    for (size_t i = 0; i < nextra; i++) {
+        bool single = opts->extra_name && opts->extra_path && i == 0;
+        size_t k = i - (opts->extra_name && opts->extra_path);
+        const char *name = single ? opts->extra_name : opts->extra_names[k];
+        const char *path = single ? opts->extra_path : opts->extra_paths[k];
+        if ((t->extra_paths[i] = strdup(path)) == NULL || add_path(t, name) < 0) {
+            hypr_error_make(err, ENOMEM, "tar of `%s`", dir);
+            cli_tar_close(t);
+            return -1;
+        }
+        t->nextra++;
     }
     t->a = archive_write_new();
     if (t->a == NULL || archive_write_set_format_pax_restricted(t->a) != ARCHIVE_OK ||
@@ -166,11 +179,12 @@ static int archive_fail(struct cli_tar *t, const char *what, hypr_error_t *err)
 /* The header of entry `next` (and opens it when it is a regular file). */
 static int step_header(struct cli_tar *t, hypr_error_t *err)
 {
-    bool extra = t->extra_path && t->next == t->npaths - 1;
+    bool extra = t->next >= t->npaths - t->nextra;
+    const char *extra_path = extra ? t->extra_paths[t->next - (t->npaths - t->nextra)] : NULL;
     const char *rel = t->paths[t->next++];
     cleanup_free char *full = NULL;
     struct stat st;
-    if (extra ? (full = strdup(t->extra_path)) == NULL : asprintf(&full, "%s/%s", t->dir, rel) < 0) {
+    if (extra ? (full = strdup(extra_path)) == NULL : asprintf(&full, "%s/%s", t->dir, rel) < 0) {
         full = NULL;
         return hypr_error_make(err, ENOMEM, "tar of `%s`", t->dir);
     }
@@ -274,7 +288,9 @@ void cli_tar_close(struct cli_tar *t)
     free(t->paths);
     free(t->dir);
     free(t->what);
-    free(t->extra_path);
+    for (size_t i = 0; i < t->nextra; i++)
+        free(t->extra_paths[i]);
+    free(t->extra_paths);
     free(t->current);
     free(t->out);
     hypr_error_free(&t->write_err);

@@ -40,6 +40,10 @@ struct cli_tar_opts {
      * extra_name too, after DIR's entries; the filter should skip a path of
      * DIR with that name. */
     const char *extra_name, *extra_path;
+    /* More files from outside DIR, sent after it the same way (each
+     * extra_paths[i] as extra_names[i]). */
+    const char *const *extra_names, *const *extra_paths;
+    size_t nextras;
 };
 /* cli_tar_open with options (opts may be NULL: cli_tar_open). The strings
  * of opts are copied; the filter's arg must live until cli_tar_open_filtered

@@ -8,7 +8,7 @@
  *            [--net tap=NAME[,netns=PATH][,mac=MAC][,ip=ADDR/PREFIX][,gw=ADDR]]...
  *            [--dns IP]... [--dns-search DOMAIN]... [--add-host NAME:IP]...
  *            [--volume FILE:TARGET[:ro]]... [--tmpfs TARGET[:OPTIONS]]...
- *            [--share DIR:TARGET[:ro]]... [--upper FILE]
+ *            [--share DIR:TARGET[:ro]]... [--bind SRC:TARGET[:ro]]... [--upper FILE]
  *            [--hostname NAME] [--cmdline ARGS] [--stats] [--chdir DIR]
  *            [--no-sandbox] -- CMD [ARG...]
  *   hypr-vmm [OPTIONS] --image REF [-- CMD [ARG...]]
@@ -26,8 +26,13 @@
  * what the image has at TARGET (unless :ro). --tmpfs mounts a tmpfs with
  * nosuid,nodev plus OPTIONS. --share DIR is the host directory DIR passed
  * through live (virtio-fs, tag hyprfsN for the Nth) and mounted by the guest
- * agent at TARGET (read-only with :ro). Extra mounts are done parents first (sorted by
- * the depth of their target, stable).
+ * agent at TARGET (read-only with :ro). --bind SRC:TARGET bind-mounts the
+ * guest path SRC (a directory or a file, usually under a --share) at TARGET.
+ * Extra mounts are done parents first (sorted by the depth of their
+ * target, stable; a --bind sorts as deep as its source too, so the mount
+ * its source lives in comes first). Mount points the guest agent creates
+ * are removed at shutdown when still empty (as BuildKit removes RUN mount
+ * stubs), so they do not end up in an --upper layer.
  * Build steps: --upper FILE is an ext4 image (builder/layer.h,
  * layer_upper_create) attached writable as the last disk; the guest agent
  * puts the root overlay's upper and work dirs on it (/upper, /work) instead
@@ -106,6 +111,8 @@ static void usage(FILE *f)
             "                     tmpfs at TARGET, options nosuid,nodev,OPTIONS (repeatable)\n"
             "  --share DIR:TARGET[:ro]\n"
             "                     host directory DIR shared live at TARGET (virtio-fs; repeatable)\n"
+            "  --bind SRC:TARGET[:ro]\n"
+            "                     guest path SRC (file or directory) bind-mounted at TARGET (repeatable)\n"
             "  --upper FILE       ext4 image FILE (writable, the last disk) holds the root overlay's\n"
             "                     upper layer (/upper) instead of a tmpfs: the changes stay in it\n"
             "  --hostname NAME    guest hostname\n"
@@ -411,6 +418,22 @@ static int parse_tmpfs(char *spec, struct net_vol_opts *o, hypr_error_t *err)
     return 0; /* opts lives as long as the process, like argv */
 }
 
+/* --bind SRC:TARGET[:ro] (also :rw): a bind mount of guest path SRC */
+static int parse_bind(char *spec, struct net_vol_opts *o, hypr_error_t *err)
+{
+    size_t l = strlen(spec);
+    bool ro = false;
+    if (l > 3 && (strcmp(spec + l - 3, ":ro") == 0 || strcmp(spec + l - 3, ":rw") == 0)) {
+        ro = spec[l - 1] == 'o';
+        spec[l - 3] = 0;
+    }
+    char *colon = strrchr(spec, ':');
+    if (spec[0] != '/' || colon == NULL || colon[1] != '/')
+        return hypr_error_make(err, 0, "--bind `%s`: expected SRC:TARGET[:ro] with both absolute", spec);
+    *colon = 0;
+    return add_mount(o, spec, colon + 1, "", ro ? "bind,ro" : "bind", err);
+}
+
 /* Number of components of an absolute path ("/" 0, "/a/b" 2). */
 static int path_depth(const char *p)
 {
@@ -418,6 +441,18 @@ static int path_depth(const char *p)
     for (const char *q = p; *q; q++)
         if (*q != '/' && (q == p || q[-1] == '/'))
             d++;
+    return d;
+}
+
+/* A mount's sort key: its target's depth; a bind's is at least its
+ * source's, so that the mount holding the source is done before it. */
+static int mount_depth(const struct kestrel_mount *m)
+{
+    int d = path_depth(m->target);
+    if (m->source[0] == '/' && strcmp(m->fstype, "") == 0) {
+        int s = path_depth(m->source);
+        d = s > d ? s : d;
+    }
     return d;
 }
 
@@ -440,7 +475,7 @@ static int apply_net_vol(struct net_vol_opts *o, struct vmm_disk *disks, int *nd
     for (size_t i = 1; i < o->nmounts; i++) { /* insertion sort: stable */
         struct kestrel_mount m = o->mounts[i];
         size_t k = i;
-        for (; k > 0 && path_depth(o->mounts[k - 1].target) > path_depth(m.target); k--)
+        for (; k > 0 && mount_depth(&o->mounts[k - 1]) > mount_depth(&m); k--)
             o->mounts[k] = o->mounts[k - 1];
         o->mounts[k] = m;
     }
@@ -496,7 +531,8 @@ int main(int argc, char **argv)
 {
     enum { O_KERNEL = 256, O_INITRD, O_ROOTFS, O_CPUS, O_MEMORY, O_DISK, O_VSOCK, O_TAP,
            O_HOSTNAME, O_CMDLINE, O_STATS, O_DUMP_INITRD, O_IMAGE, O_NO_SANDBOX, O_TTY, O_CONSOLE_STDIN,
-           O_STDIN, O_CHDIR, O_NET, O_DNS, O_DNS_SEARCH, O_ADD_HOST, O_VOLUME, O_TMPFS, O_SHARE, O_UPPER };
+           O_STDIN, O_CHDIR, O_NET, O_DNS, O_DNS_SEARCH, O_ADD_HOST, O_VOLUME, O_TMPFS, O_SHARE, O_UPPER,
+           O_BIND };
     static const struct option opts[] = {
         { "kernel", required_argument, 0, O_KERNEL }, { "initrd", required_argument, 0, O_INITRD },
         { "rootfs", required_argument, 0, O_ROOTFS }, { "cpus", required_argument, 0, O_CPUS },
@@ -513,6 +549,7 @@ int main(int argc, char **argv)
         { "dns-search", required_argument, 0, O_DNS_SEARCH }, { "add-host", required_argument, 0, O_ADD_HOST },
         { "volume", required_argument, 0, O_VOLUME }, { "tmpfs", required_argument, 0, O_TMPFS },
         { "share", required_argument, 0, O_SHARE }, { "upper", required_argument, 0, O_UPPER },
+        { "bind", required_argument, 0, O_BIND },
         { 0, 0, 0, 0 },
     };
     cleanup_error hypr_error_t err = NULL;
@@ -590,12 +627,14 @@ int main(int argc, char **argv)
         case O_DNS_SEARCH:
         case O_ADD_HOST:
         case O_VOLUME:
+        case O_BIND:
         case O_TMPFS: {
             int r = c == O_NET ? parse_net(optarg, &nvo, &err)
                   : c == O_DNS ? add_name(nvo.dns, &nvo.ndns, optarg, "--dns", &err)
                   : c == O_DNS_SEARCH ? add_name(nvo.search, &nvo.nsearch, optarg, "--dns-search", &err)
                   : c == O_ADD_HOST ? parse_add_host(optarg, &nvo, &err)
                   : c == O_VOLUME ? parse_volume(optarg, &nvo, &err)
+                  : c == O_BIND ? parse_bind(optarg, &nvo, &err)
                   : parse_tmpfs(optarg, &nvo, &err);
             if (r < 0) {
                 hypr_error_report(&err, "hypr-vmm");

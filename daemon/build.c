@@ -7,10 +7,16 @@
  *
  * Query: t=NAME[:TAG] (repeatable), dockerfile=PATH (in the context),
  * target=STAGE, buildarg=K=V (repeatable), nocache=1, platform=OS/ARCH,
- * network=NAME|none (the RUN steps' network; default: `default`).
+ * network=NAME|none (the RUN steps' network; default: `default`),
+ * secret=ID (repeatable: the context holds the secret's content as
+ * `.hypr-build-secret.ID`, taken out of it before the build and given to
+ * RUN --mount=type=secret only; never in a layer, a cache key or the
+ * context COPY sees). RUN --mount=type=cache directories live in
+ * DATA_DIR/build-cache.
  * The RUN steps boot hypr-vmm with the daemon's kernel and initrd. */
 #include "daemon.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -39,8 +45,8 @@ struct build_job {
     uint64_t size;
     bool failed;
     int upload_err;
-    char *tags[MAX_LIST], *args[MAX_LIST];
-    size_t ntags, nargs;
+    char *tags[MAX_LIST], *args[MAX_LIST], *secrets[MAX_LIST];
+    size_t ntags, nargs, nsecrets;
     char *dockerfile, *target, *platform;
     char *network;           /* RUN steps' network; NULL: none */
     bool no_cache;
@@ -58,6 +64,8 @@ static void job_put(struct build_job *j)
         free(j->tags[i]);
     for (size_t i = 0; i < j->nargs; i++)
         free(j->args[i]);
+    for (size_t i = 0; i < j->nsecrets; i++)
+        free(j->secrets[i]);
     free(j->dockerfile);
     free(j->target);
     free(j->platform);
@@ -162,15 +170,39 @@ static void build_net_release(void *arg, const char *id)
     pthread_mutex_unlock(&j->d->lock);
 }
 
+/* Moves each secret of the query out of the extracted context into dir
+ * (a new directory, 0700), as a file named by its id. */
+static int secrets_take(struct build_job *j, const char *ctx, const char *dir, hypr_error_t *err)
+{
+    if (j->nsecrets == 0)
+        return 0;
+    if (mkdir(dir, 0700) < 0)
+        return hypr_error_make(err, errno, "mkdir `%s`", dir);
+    for (size_t i = 0; i < j->nsecrets; i++) {
+        char from[4400], to[4400];
+        struct stat st;
+        snprintf(from, sizeof(from), "%s/.hypr-build-secret.%s", ctx, j->secrets[i]);
+        snprintf(to, sizeof(to), "%s/%s", dir, j->secrets[i]);
+        if (lstat(from, &st) < 0 || !S_ISREG(st.st_mode))
+            return hypr_error_refuse(err, EINVAL, "secret `%s` is not in the context (as `.hypr-build-secret.%s`)",
+                                     j->secrets[i], j->secrets[i]);
+        if (rename(from, to) < 0 || chmod(to, 0600) < 0)
+            return hypr_error_make(err, errno, "secret `%s`", j->secrets[i]);
+    }
+    return 0;
+}
+
 static void *build_thread(void *arg)
 {
     struct build_job *j = arg;
     struct hyprd *d = j->d;
     hypr_error_t e = NULL;
-    char tar[4300], ctx[4300], work[4300];
+    char tar[4300], ctx[4300], work[4300], cache[4200], secrets[4300];
     snprintf(tar, sizeof(tar), "%s/context.tar", j->dir);
     snprintf(ctx, sizeof(ctx), "%s/context", j->dir);
     snprintf(work, sizeof(work), "%s/work", j->dir);
+    snprintf(secrets, sizeof(secrets), "%s/secrets", j->dir);
+    snprintf(cache, sizeof(cache), "%s/build-cache", d->cfg.data_dir); /* RUN --mount=type=cache */
     struct store *s = NULL;
     struct unpack_layer ul = { tar, NULL };
     struct build_result res;
@@ -183,7 +215,8 @@ static void *build_thread(void *arg)
                             .target = j->target, .build_args = args, .nbuild_args = j->nargs,
                             .no_cache = j->no_cache, .platform = j->platform, .vmm_path = d->cfg.vmm_path,
                             .kernel = d->cfg.kernel, .initrd = d->cfg.initrd, .no_sandbox = d->cfg.no_sandbox,
-                            .work_dir = work, .emit = on_emit, .arg = j, .cancel = &j->cancel };
+                            .work_dir = work, .cache_dir = cache,
+                            .secrets_dir = j->nsecrets ? secrets : NULL, .emit = on_emit, .arg = j, .cancel = &j->cancel };
     if (j->network) {
         o.net_prepare = build_net_prepare;
         o.net_release = build_net_release;
@@ -193,11 +226,13 @@ static void *build_thread(void *arg)
         hypr_error_make(&e, errno, "create the build directories in `%s`", j->dir);
     } else if (j->size > 0 && unpack_layers(&ul, 1, ctx, UNPACK_ROOTLESS, &e) < 0) {
         hypr_error_wrap(&e, "the build context");
+    } else if (secrets_take(j, ctx, secrets, &e) < 0) {
+        hypr_error_wrap(&e, "the build's secrets");
     } else {
         unlink(tar);
         if (store_open(d->cfg.data_dir, &s, &e) == 0 && build_run(s, &o, &res, &e) == 0) {
-            job_line(j, json_pack("{s:{s:s,s:i,s:i,s:i}}", "aux", "ID", res.image_id, "Steps", res.steps, "Cached",
-                                  res.cached, "VmBoots", res.vm_boots));
+            job_line(j, json_pack("{s:{s:s,s:i,s:i,s:i,s:i}}", "aux", "ID", res.image_id, "Steps", res.steps,
+                                  "LayerSteps", res.layer_steps, "Cached", res.cached, "VmBoots", res.vm_boots));
             for (size_t i = 0; i < j->ntags; i++)
                 events_emit(d, "image", "tag", res.image_id, j->tags[i], NULL);
             events_emit(d, "image", "build", res.image_id, j->ntags ? j->tags[0] : "", NULL);
@@ -320,6 +355,8 @@ static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *k
         j->tags[j->ntags++] = strdup(value);
     else if (strcmp(key, "buildarg") == 0 && j->nargs < MAX_LIST)
         j->args[j->nargs++] = strdup(value);
+    else if (strcmp(key, "secret") == 0 && j->nsecrets < MAX_LIST)
+        j->secrets[j->nsecrets++] = strdup(value);
     return MHD_YES;
 }
 
@@ -372,6 +409,17 @@ int h_build(struct req *r)
             job_put(j);
             return req_error(r, 400, "query `t`: an empty tag");
         }
+    for (size_t i = 0; i < j->nsecrets; i++) {
+        const char *s = j->secrets[i];
+        bool ok = s && *s && strcmp(s, ".") && strcmp(s, "..");
+        for (const char *p = s; ok && *p; p++)
+            ok = isalnum((unsigned char)*p) || *p == '.' || *p == '_' || *p == '-';
+        if (!ok) {
+            req_error(r, 400, "query `secret`: invalid id `%s` (letters, digits, . _ - only)", s ? s : "");
+            job_put(j);
+            return 0;
+        }
+    }
     snprintf(j->dir, sizeof(j->dir), "%s/tmp/build-XXXXXX", r->d->cfg.data_dir);
     if (mkdtemp(j->dir) == NULL) {
         int e = errno;

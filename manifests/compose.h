@@ -57,6 +57,9 @@ struct compose_build {
     char *target;       /* NULL: the last stage */
     char **args;        /* "K=V" */
     size_t nargs;
+    char *network;      /* the RUN steps' network (hyprd's name, or "none");
+                           NULL: hyprd's default. `host` reads as NULL */
+    bool no_cache;
 };
 
 struct compose_port {

@@ -78,6 +78,9 @@ static json_t *cjson_build(const struct compose_build *b)
     cjson_set_str(o, "context", b->context);
     cjson_set_str(o, "dockerfile", b->dockerfile);
     cjson_set_str(o, "target", b->target);
+    cjson_set_str(o, "network", b->network);
+    if (b->no_cache)
+        json_object_set_new(o, "no_cache", json_true());
     for (size_t i = 0; args && i < b->nargs; i++) {
         const char *eq = strchr(b->args[i], '=');
         cleanup_free char *k = strndup(b->args[i], eq ? (size_t)(eq - b->args[i]) : strlen(b->args[i]));

@@ -46,6 +46,7 @@ void csvc_free(struct compose_service *s)
         free(s->build->context);
         free(s->build->dockerfile);
         free(s->build->target);
+        free(s->build->network);
         cval_strv_free(s->build->args, s->build->nargs);
         free(s->build);
     }
@@ -198,6 +199,10 @@ static int csvc_build(struct csvc *cs, const struct ctree *v, const char *kp, hy
             r = csvo_string(it->val, ip, &b->dockerfile, err);
         else if (strcmp(it->key, "target") == 0)
             r = csvo_string(it->val, ip, &b->target, err);
+        else if (strcmp(it->key, "network") == 0)
+            r = csvo_string(it->val, ip, &b->network, err);
+        else if (strcmp(it->key, "no_cache") == 0)
+            r = csvo_bool(it->val, ip, &b->no_cache, err);
         else if (strcmp(it->key, "args") == 0)
             continue; /* below */
         else if (strncmp(it->key, "x-", 2) == 0)
@@ -209,6 +214,14 @@ static int csvc_build(struct csvc *cs, const struct ctree *v, const char *kp, hy
     }
     if (b->dockerfile == NULL && (b->dockerfile = strdup("Dockerfile")) == NULL)
         return hypr_error_make(err, ENOMEM, "compose");
+    if (b->network && strcmp(b->network, "host") == 0) {
+        /* compose files use it to reach the host: a RUN step is a microVM,
+         * whose way out is the default network's NAT */
+        cload_path_key(ip, kp, "network");
+        cload_warn(cs->c, ctree_get(v, "network"), ip, "`host` is not supported by hypr, the default network is used");
+        free(b->network);
+        b->network = NULL;
+    }
     const struct ctree *args = ctree_get(v, "args");
     json_auto_t *obj = json_object();
     cload_path_key(ip, kp, "args");

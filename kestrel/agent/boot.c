@@ -347,6 +347,88 @@ static int populate_mount(const struct kestrel_mount *m, int image_dir, bool rea
     return 0;
 }
 
+/* Mount points kestrel created: `top` is the first component of the
+ * target that did not exist (the target itself or one of its parents).
+ * boot_teardown removes them, deepest first, while they are empty, so a
+ * build step's layer does not keep them (BuildKit removes its RUN mount
+ * stubs the same way); what the workload put there stays. */
+#define MAX_STUBS 64
+static struct {
+    char *top, *target;
+} stubs[MAX_STUBS];
+static size_t nstubs;
+
+/* Creates the mount point of m (a directory, or an empty file for a bind
+ * of a file), recording what it had to create. */
+static int mount_point(const struct kestrel_mount *m, unsigned long flags, hypr_error_t *err)
+{
+    struct stat sb;
+    if (stat(m->target, &sb) == 0)
+        return 0;
+    bool file = (flags & MS_BIND) && stat(m->source, &sb) == 0 && !S_ISDIR(sb.st_mode);
+    cleanup_free char *top = strdup(m->target), *target = strdup(m->target);
+    if (top == NULL || target == NULL)
+        return hypr_error_make(err, ENOMEM, "mount point `%s`", m->target);
+    for (char *s = top + 1;; s++) { /* the first missing component */
+        if (*s != '/' && *s != 0)
+            continue;
+        char c = *s;
+        *s = 0;
+        if (lstat(top, &sb) < 0)
+            break;
+        *s = c;
+        if (c == 0)
+            break;
+    }
+    if (file) {
+        cleanup_free char *dir = strdup(m->target);
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+        if (slash == NULL)
+            return hypr_error_make(err, ENOMEM, "mount point `%s`", m->target);
+        *slash = 0;
+        if (*dir && kestrel_mkdir_p(dir, 0755, err) < 0)
+            return -1;
+        int fd = open(m->target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return hypr_error_make(err, errno, "create the mount point `%s`", m->target);
+        close(fd);
+    } else if (kestrel_mkdir_p(m->target, 0755, err) < 0) {
+        return -1;
+    }
+    if (nstubs < MAX_STUBS) {
+        stubs[nstubs].top = top;
+        stubs[nstubs++].target = target;
+        top = target = NULL;
+    }
+    return 0;
+}
+
+/* Removes the mount points mount_point created, once unmounted, while
+ * they are empty. */
+static void remove_stubs(void)
+{
+    for (size_t i = nstubs; i-- > 0;) {
+        char *p = stubs[i].target;
+        size_t top_len = strlen(stubs[i].top);
+        struct stat sb;
+        if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0)
+            unlink(p);
+        else
+            rmdir(p);
+        for (;;) { /* then its parents up to top, while empty */
+            char *slash = strrchr(p, '/');
+            if (slash == NULL || (size_t)(slash - p) < top_len)
+                break;
+            *slash = 0;
+            if (rmdir(p) < 0)
+                break;
+        }
+        free(stubs[i].top);
+        free(stubs[i].target);
+    }
+    nstubs = 0;
+}
+
 static int extra_mount(const struct kestrel_mount *m, hypr_error_t *err)
 {
     unsigned long flags = 0;
@@ -355,7 +437,7 @@ static int extra_mount(const struct kestrel_mount *m, hypr_error_t *err)
     cleanup_close int image_dir = -1;
     if (parse_mount_options(m->options, &flags, &data, &populate, err) < 0)
         return -1;
-    if (kestrel_mkdir_p(m->target, 0755, err) < 0)
+    if (mount_point(m, flags, err) < 0)
         return -1;
     if (strncmp(m->source, "/dev/", 5) == 0 && wait_for_dev(m->source, "device", err) < 0)
         return -1;
@@ -480,6 +562,7 @@ void boot_teardown(const struct kestrel_config *c)
     for (size_t i = c->nmounts; i-- > 0;)
         if (umount2(c->mounts[i].target, 0) < 0)
             umount2(c->mounts[i].target, MNT_DETACH);
+    remove_stubs();
     mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL);
     sync();
     if (upper_fd < 0)

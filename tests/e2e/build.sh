@@ -10,7 +10,9 @@
 # it affects, a failing RUN reports its code and leaves the tag alone,
 # --target, .dockerignore, a COPY source outside the context, a syntax
 # error with its line, RUN on the default network (a VM reached by name)
-# and on none. The base image is busybox:latest from
+# and on none, RUN --mount (cache kept across builds, bind from the context
+# and a stage, tmpfs, secrets from `hypr build --secret`; mount points and
+# secrets left in no layer) and RUN --network=none. The base image is busybox:latest from
 # build/test-images/docker-save.tar (tests/e2e/prepare).
 set -u
 cd "$(dirname "$0")/../.."
@@ -50,14 +52,14 @@ why="$(stream | tail -20) $(errmsg)"; check build_multi_stage test -n "$(aux ID)
 id1=$(aux ID)
 why="boots=$(aux VmBoots)"; check run_steps_booted_vms test "$(aux VmBoots)" = 2
 why="$(stream | grep -c Step)"; check step_lines_printed test "$(stream | grep -c '^Step ')" -ge 10
-out=$(timeout 300 "$HYPR" run --rm app:1 2>&1)
+out=$(timeout 300 "$HYPR" run --pull never --rm app:1 2>&1)
 why="$out"; check built_image_runs eval 'grep -q "hello from app, version 1" <<<"$out" && grep -q "built in a microVM running Linux" <<<"$out" && grep -q "greet.sh: hello from" <<<"$out"'
 cfg=$(api http://hyprd/v1/images/app:1)
 why="$cfg"; check image_config_applied eval '[ "$(jq -r ".Config.User // .config.User" <<<"$cfg")" = 1000 ] && [ "$(jq -r ".Config.WorkingDir // .config.WorkingDir" <<<"$cfg")" = /app ] && jq -e "(.Config.Env // .config.Env) | index(\"GREETING=hello from app\")" <<<"$cfg" >/dev/null'
 
 # ---- a rebuild is all cache hits ----
 build "$app" 't=app:1'
-why="$(stream | tail -8)"; check rebuild_all_cached eval '[ "$(aux VmBoots)" = 0 ] && [ "$(aux ID)" = "$id1" ] && [ "$(stream | grep -c "Using cache")" -ge 5 ]'
+why="$(stream | tail -8)"; check rebuild_all_cached eval '[ "$(aux VmBoots)" = 0 ] && [ "$(aux ID)" = "$id1" ] && [ "$(aux Cached)" = "$(aux LayerSteps)" ] && [ "$(aux LayerSteps)" = 5 ] && [ "$(stream | grep -c "Using cache")" = 5 ]'
 
 # ---- a changed file reruns from the first step it affects ----
 mkdir -p "$work/part"
@@ -69,12 +71,12 @@ p1=$(aux ID)
 echo b2 >"$work/part/b.txt"
 build "$work/part" 't=part:2'
 why="$(stream | tail -12) $(errmsg)"; check changed_file_partial_rebuild eval '[ "$(aux VmBoots)" = 1 ] && [ "$(aux Cached)" = 2 ] && [ -n "$(aux ID)" ] && [ "$(aux ID)" != "$p1" ]'
-out=$(timeout 300 "$HYPR" run --rm part:2 2>&1)
+out=$(timeout 300 "$HYPR" run --pull never --rm part:2 2>&1)
 why="$out"; check partial_rebuild_content eval 'grep -q a1 <<<"$out" && grep -q b2 <<<"$out"'
 
 # ---- build args ----
 build "$app" 't=app:3&buildarg=VERSION=7'
-out=$(timeout 300 "$HYPR" run --rm app:3 2>&1)
+out=$(timeout 300 "$HYPR" run --pull never --rm app:3 2>&1)
 why="$out $(errmsg)"; check build_arg_applied grep -q "version 7" <<<"$out"
 
 # ---- a failing RUN ----
@@ -86,7 +88,7 @@ why="$(image_id app:1) vs $id1"; check failing_build_keeps_tag test "$(image_id 
 
 # ---- --target ----
 build "$app" 't=app:builder&target=builder'
-out=$(timeout 300 "$HYPR" run --rm app:builder 'cat /src/report.txt; ls /app 2>&1' 2>&1)
+out=$(timeout 300 "$HYPR" run --pull never --rm app:builder 'cat /src/report.txt; ls /app 2>&1' 2>&1)
 why="$out $(errmsg)"; check target_stage eval 'grep -q "built in a microVM" <<<"$out" && ! grep -q banner <<<"$out"'
 
 # ---- .dockerignore, sources outside the context, syntax errors ----
@@ -115,7 +117,7 @@ RUN echo "nics=$(ls /sys/class/net | grep -vc '^lo$')"; printf 'GET /f.txt HTTP/
 CMD ["cat /got.txt"]
 EOF
 build "$work/net" 't=net:1'
-out=$(timeout 300 "$HYPR" run --rm net:1 2>&1)
+out=$(timeout 300 "$HYPR" run --pull never --rm net:1 2>&1)
 why="$(stream | tail -5) $(errmsg) run: $out $(cat "$work/files.out")"; check run_reaches_vm_by_name eval 'stream | grep -q "nics=1" && grep -q served-by-files <<<"$out"'
 printf 'FROM busybox:latest\nRUN echo "nics=$(ls /sys/class/net | grep -vc "^lo$")"\n' >"$work/net/Dockerfile"
 build "$work/net" 'network=none'
@@ -128,6 +130,72 @@ why="rc=$rc $out"; check run_network_missing_cli eval '[ "$rc" != 0 ] && grep -q
 timeout 120 "$HYPR" rm -f files >/dev/null 2>&1
 left=$(api http://hyprd/v1/networks/default | jq -c '.Vms')
 why="$left"; check run_network_released test "$(jq 'length' <<<"$left")" = 0
+
+# ---- RUN flags: --mount (cache, bind, tmpfs), --network ----
+mkdir -p "$work/mnt/data"
+echo hello-from-context >"$work/mnt/data/hello.txt"
+cat >"$work/mnt/Dockerfile" <<'EOF'
+FROM busybox:latest AS seed
+USER 0
+RUN mkdir /seed && echo from-stage > /seed/s.txt
+FROM busybox:latest
+USER 0
+ARG N=1
+RUN --mount=type=cache,target=/var/cache/app,id=appcache echo "run $N" >> /var/cache/app/log && wc -l < /var/cache/app/log > /count
+RUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/hello.txt > /copied && (touch /mnt/data/w 2>/dev/null && echo bind-writable || echo bind-readonly)
+RUN --mount=type=bind,source=data/hello.txt,target=/etc/hello.txt cat /etc/hello.txt > /copied-file
+RUN --mount=type=bind,from=seed,source=/seed,target=/seed,rw echo changed > /seed/s.txt && cat /seed/s.txt > /from-stage
+RUN --mount=type=tmpfs,target=/scratch echo x > /scratch/f && grep " /scratch tmpfs" /proc/mounts >/dev/null && echo tmpfs-mounted
+RUN --network=none echo "nics=$(ls /sys/class/net | grep -vc '^lo$')"
+CMD ["cat /count /copied /copied-file /from-stage; ls -d /var/cache/app /mnt/data /etc/hello.txt /scratch /seed 2>&1"]
+EOF
+build "$work/mnt" 't=mnt:1&buildarg=N=1'
+why="$(stream | tail -20) $(errmsg)"; check run_mount_build eval '[ -n "$(aux ID)" ] && stream | grep -q bind-readonly && stream | grep -q tmpfs-mounted && stream | grep -q "nics=0"'
+build "$work/mnt" 't=mnt:2&buildarg=N=2'
+out=$(timeout 300 "$HYPR" run --pull never --rm mnt:2 2>&1)
+why="$out $(errmsg)"; check run_mount_cache_kept eval '[ "$(head -1 <<<"$out")" = 2 ]'
+why="$out"; check run_mount_bind_contents eval '[ "$(grep -c "^hello-from-context" <<<"$out")" = 2 ] && grep -q "^changed" <<<"$out"'
+why="$out"; check run_mount_points_removed eval '[ "$(grep -c "No such file" <<<"$out")" = 5 ]'
+build "$work/mnt" 't=mnt:2&buildarg=N=2'
+why="$(aux VmBoots) $(errmsg)"; check run_mount_rebuild_cached test "$(aux VmBoots)" = 0
+echo hello-changed >"$work/mnt/data/hello.txt"
+build "$work/mnt" 't=mnt:3&buildarg=N=2'
+out=$(timeout 300 "$HYPR" run --pull never --rm mnt:3 2>&1)
+why="boots=$(aux VmBoots) $out $(errmsg)"; check run_mount_bind_invalidates eval '[ "$(aux VmBoots)" = 5 ] && grep -q hello-changed <<<"$out"'
+printf 'FROM busybox:latest\nRUN --network=host true\n' >"$work/mnt/Dockerfile"
+build "$work/mnt" ''
+why="$(errmsg)"; check run_network_host_refused eval 'errmsg | grep -q "Dockerfile:2: RUN --network=host is not supported"'
+printf 'FROM busybox:latest\nRUN --mount=type=bind,source=../x,target=/x true\n' >"$work/mnt/Dockerfile"
+build "$work/mnt" ''
+why="$(errmsg)"; check run_mount_bind_outside_refused eval 'errmsg | grep -q "outside of the build context"'
+printf 'FROM busybox:latest\nRUN --mount=type=nfs,target=/x true\n' >"$work/mnt/Dockerfile"
+build "$work/mnt" ''
+why="$(errmsg)"; check run_mount_bad_type eval 'errmsg | grep -q "unknown mount type .nfs."'
+
+# ---- RUN --mount=type=secret, through the CLI's --secret ----
+mkdir -p "$work/sec"
+printf 's3cr3t' >"$work/sec-token"
+cat >"$work/sec/Dockerfile" <<'EOF'
+FROM busybox:latest
+USER 0
+RUN --mount=type=secret,id=tok echo "file:$(cat /run/secrets/tok) mode:$(stat -c %a /run/secrets/tok)"
+RUN --mount=type=secret,id=tok,env=TOK,target=/root/.tok echo "env:$TOK at:$(cat /root/.tok)"
+RUN --mount=type=secret,id=fromenv echo "fromenv:$(cat /run/secrets/fromenv)"
+RUN --mount=type=secret,id=absent echo "absent:$(ls /run/secrets 2>&1 | grep -c absent)"
+CMD ["ls /run/secrets /root/.tok 2>&1; env | grep -c s3c[r]3t"]
+EOF
+out=$(cd "$work/sec" && FROMENV_VALUE=env-s3cr3t timeout 900 "$HYPR" build -t sec:1 --secret "id=tok,src=$work/sec-token" \
+    --secret id=fromenv,env=FROMENV_VALUE . 2>&1); rc=$?
+why="rc=$rc $(tail -12 <<<"$out")"; check run_secret_mounts eval '[ "$rc" = 0 ] && grep -q "file:s3cr3t mode:400" <<<"$out" && grep -q "env:s3cr3t at:s3cr3t" <<<"$out" && grep -q "fromenv:env-s3cr3t" <<<"$out" && grep -q "absent:0" <<<"$out"'
+out=$(timeout 300 "$HYPR" run --pull never --rm sec:1 2>&1)
+why="$out"; check run_secret_not_in_image eval '[ "$(grep -c "No such file" <<<"$out")" = 2 ] && [ "$(tail -1 <<<"$out")" = 0 ]'
+leaks=$(find "$work/data" -type f -exec zgrep -l s3cr3t {} + 2>/dev/null)
+why="$leaks"; check run_secret_not_stored test -z "$leaks"
+printf 'FROM busybox:latest\nRUN --mount=type=secret,id=needed,required true\n' >"$work/sec/Dockerfile"
+out=$(timeout 900 "$HYPR" build "$work/sec" 2>&1); rc=$?
+why="rc=$rc $out"; check run_secret_required eval '[ "$rc" != 0 ] && grep -q "secret .needed. is required but not given" <<<"$out"'
+out=$(timeout 900 "$HYPR" build --secret id=tok,src=/nonexistent "$work/sec" 2>&1); rc=$?
+why="rc=$rc $out"; check build_secret_missing_file eval '[ "$rc" != 0 ] && grep -q "/nonexistent" <<<"$out"'
 
 # ---- the CLI ----
 if "$HYPR" build --help >/dev/null 2>&1; then

@@ -305,6 +305,91 @@ TEST(build_request_path)
     free(path);
 }
 
+TEST(build_secrets_in_the_tar)
+{
+    char dir[] = "/tmp/hypr-test-cli-build-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    put(dir, "ctx/Dockerfile", "FROM busybox\n");
+    put(dir, "ctx/" CLI_BUILD_SECRET_PREFIX "tok", "a context file with a secret's name\n");
+    put(dir, "tokfile", "from-a-file");
+    char ctx[300], spec[400];
+    snprintf(ctx, sizeof(ctx), "%s/ctx", dir);
+    snprintf(spec, sizeof(spec), "id=tok,src=%s/tokfile", dir);
+    setenv("HYPR_TEST_SECRET", "from-env", 1);
+    struct cli_strv secrets = { 0 };
+    hypr_error_t err = NULL;
+    CHECK(cli_strv_push(&secrets, spec, &err) == 0);
+    CHECK(cli_strv_push(&secrets, "id=HYPR_TEST_SECRET", &err) == 0);
+    struct cli_build_context bc;
+    int rc = cli_build_context_open_secrets(ctx, NULL, &secrets, &bc, &err);
+    struct listing l = { .ok = false }, e = { .ok = false };
+    char *path = NULL, tmp[256] = "";
+    if (rc == 0) {
+        struct cli_build_opts o = { 0 };
+        path = cli_build_path_secrets(&o, &bc);
+        snprintf(tmp, sizeof(tmp), "%s", bc.ntmps == 1 ? bc.tmps[0] : "");
+        l = list_tar(bc.tar, CLI_BUILD_SECRET_PREFIX "tok");
+        cli_build_context_free(&bc);
+    }
+    /* the environment's value went through a temporary file, removed by free */
+    bool tmp_gone = *tmp && access(tmp, F_OK) != 0;
+    if (cli_build_context_open_secrets(ctx, NULL, &secrets, &bc, &err) == 0) {
+        e = list_tar(bc.tar, CLI_BUILD_SECRET_PREFIX "HYPR_TEST_SECRET");
+        cli_build_context_free(&bc);
+    }
+    cli_strv_free(&secrets);
+    rmtree(dir);
+    CHECKF(rc == 0, "%s", err ? err->msg : "");
+    CHECKF(l.ok && strcmp(l.names, "Dockerfile " CLI_BUILD_SECRET_PREFIX "tok " CLI_BUILD_SECRET_PREFIX
+                                   "HYPR_TEST_SECRET") == 0,
+           "[%s]", l.names);
+    CHECKF(strcmp(l.content, "from-a-file") == 0, "[%s]", l.content);
+    CHECKF(e.ok && strcmp(e.content, "from-env") == 0, "[%s]", e.content);
+    CHECK(tmp_gone);
+    CHECKF(path && strcmp(path, "/v1/build?dockerfile=Dockerfile&secret=tok&secret=HYPR_TEST_SECRET") == 0, "%s",
+           path ? path : "(null)");
+    free(path);
+}
+
+/* The error of a context opened with the one secret spec, or "" */
+static void secret_error(const char *spec, char *msg, size_t cap)
+{
+    char dir[] = "/tmp/hypr-test-cli-build-XXXXXX";
+    *msg = 0;
+    if (mkdtemp(dir) == NULL)
+        return;
+    put(dir, "Dockerfile", "FROM busybox\n");
+    struct cli_strv secrets = { 0 };
+    hypr_error_t err = NULL;
+    struct cli_build_context bc;
+    if (cli_strv_push(&secrets, spec, &err) == 0 && cli_build_context_open_secrets(dir, NULL, &secrets, &bc, &err) == 0)
+        cli_build_context_free(&bc);
+    snprintf(msg, cap, "%s", err ? err->msg : "");
+    hypr_error_free(&err);
+    cli_strv_free(&secrets);
+    rmtree(dir);
+}
+
+TEST(build_secret_errors)
+{
+    char m[512];
+    unsetenv("HYPR_TEST_NOPE");
+    secret_error("src=/etc/hostname", m, sizeof(m));
+    CHECKF(strstr(m, "an id is required"), "%s", m);
+    secret_error("id=a/b,src=/etc/hostname", m, sizeof(m));
+    CHECKF(strstr(m, "the id may hold only"), "%s", m);
+    secret_error("id=x,src=/nonexistent/file", m, sizeof(m));
+    CHECKF(strstr(m, "--secret `id=x,src=/nonexistent/file`: `/nonexistent/file`"), "%s", m);
+    secret_error("id=x,src=/tmp", m, sizeof(m));
+    CHECKF(strstr(m, "is not a file"), "%s", m);
+    secret_error("id=HYPR_TEST_NOPE", m, sizeof(m));
+    CHECKF(strstr(m, "the environment variable `HYPR_TEST_NOPE` is not set"), "%s", m);
+    secret_error("id=x,colour=red", m, sizeof(m));
+    CHECKF(strstr(m, "unknown key `colour`"), "%s", m);
+    secret_error("id=x,type=ssh", m, sizeof(m));
+    CHECKF(strstr(m, "type `ssh`"), "%s", m);
+}
+
 int main(void)
 {
     RUN(build_usage_errors);
@@ -314,5 +399,7 @@ int main(void)
     RUN(build_dockerfile_in_an_excluded_subdirectory);
     RUN(build_dockerfile_outside_the_context);
     RUN(build_request_path);
+    RUN(build_secrets_in_the_tar);
+    RUN(build_secret_errors);
     return test_exit();
 }

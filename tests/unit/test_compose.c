@@ -379,8 +379,10 @@ TEST(image_and_build)
                                      "      dockerfile: Dockerfile.dev\n"
                                      "      target: dev\n"
                                      "      args: [X=1, FROMENV, UNSETARG]\n"
+                                     "      network: none\n"
+                                     "      no_cache: true\n"
                                      "  c:\n"
-                                     "    build: {args: {Y: 2}}\n");
+                                     "    build: {args: {Y: 2}, network: host}\n");
     CHECKF(p, "%s", msg);
     const struct compose_service *a = SVC(p, "a"), *b = SVC(p, "b"), *c = SVC(p, "c");
     char want[600];
@@ -393,6 +395,12 @@ TEST(image_and_build)
     CHECK(strv_eq(b->build->args, b->build->nargs, "X=1", NULL));
     snprintf(want, sizeof(want), "%s/build", root);
     CHECK(strcmp(c->build->context, want) == 0 && strv_eq(c->build->args, c->build->nargs, "Y=2", NULL));
+    CHECK(a->build->network == NULL && !a->build->no_cache);
+    CHECK(b->build->network && strcmp(b->build->network, "none") == 0 && b->build->no_cache);
+    /* `host` (a RUN step is a microVM): the default network, with a warning */
+    CHECK(c->build->network == NULL);
+    CHECKF(has_warning(p, "services.c.build.network: `host` is not supported by hypr"), "%s",
+           p->nwarnings ? p->warnings[0] : "no warning");
     compose_project_free(p);
     CHECKF(fails_with("services:\n  web:\n    restart: always\n",
                       "compose.yaml:2: services.web: a service needs `image` or `build`"), "%s", msg);
