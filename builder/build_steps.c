@@ -11,11 +11,10 @@
  * COPY sources are resolved under their root (the context, or a stage's
  * or image's unpacked rootfs) and may not leave it: `..` and symlinks that
  * resolve outside are refused, as Docker refuses sources outside the
- * context. */
+ * context. --chown names, ADD of URLs and of local archives are copy_*.c
+ * (copy.h). */
 #include "build_int.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "copy.h"
 #include "pull.h"
 #include "store.h"
 #include "store_int.h"
@@ -358,6 +358,8 @@ struct cset {
     struct centry *e;
     size_t n, cap;
     EVP_MD_CTX *md;       /* the inputs' digest */
+    char **tmp;           /* scratch files (ADD <url> downloads), removed by cset_free */
+    size_t ntmp;
 };
 
 static int cset_add(struct cset *s, const char *rel, const char *src, const struct stat *sb)
@@ -396,6 +398,11 @@ static void cset_free(struct cset *s)
     free(s->e);
     if (s->md)
         EVP_MD_CTX_free(s->md);
+    for (size_t i = 0; i < s->ntmp; i++) {
+        unlink(s->tmp[i]);
+        free(s->tmp[i]);
+    }
+    free(s->tmp);
 }
 
 /* Hashes a file's content into the inputs' digest. */
@@ -535,151 +542,91 @@ out:
     return ret;
 }
 
-/* "a/./b/" -> "a/b"; refuses a path that climbs out ("../x"). */
-static int clean_rel(const char *in, char *out, size_t cap)
+/* Expands flag `name` of in (NULL when absent). */
+static int expand_flag(struct bctx *c, struct bstate *st, const struct df_instr *in, const char *name, char **out,
+                       hypr_error_t *err)
 {
-    char tmp[PATH_MAX];
-    size_t o = 0;
-    const char *p = in;
-    while (*p == '/')
-        p++;
-    while (*p) {
-        const char *e = strchr(p, '/');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n == 0 || (n == 1 && p[0] == '.')) {
-            /* skip */
-        } else if (n == 2 && p[0] == '.' && p[1] == '.') {
-            if (o == 0)
-                return -1;
-            while (o > 0 && tmp[o - 1] != '/')
-                o--;
-            if (o > 0)
-                o--;
-        } else {
-            if (o + n + 2 >= sizeof(tmp))
-                return -1;
-            if (o)
-                tmp[o++] = '/';
-            memcpy(tmp + o, p, n);
-            o += n;
-        }
-        p += n;
-        while (*p == '/')
-            p++;
-    }
-    tmp[o] = 0;
-    if (o + 1 > cap)
-        return -1;
-    memcpy(out, tmp, o + 1);
+    const char *v = df_flag_get(in, name, NULL);
+    *out = NULL;
+    if (v && bexpand(c, st, v, out, err) < 0)
+        return hypr_error_wrap(err, "Dockerfile:%d: %s --%s", in->line, dockerfile_kind_name(in->kind), name);
     return 0;
 }
 
-static bool is_archive(const char *path)
+/* ADD <url>: downloads it into a scratch file (removed with the set) and
+ * adds it at dest (dest/<name from the URL> for a directory), mode 0600;
+ * the content's digest goes into the inputs' digest. */
+static int add_url(struct bctx *c, struct cset *set, const struct df_instr *in, const char *url, const char *dest,
+                   bool dest_dir, const char *checksum, hypr_error_t *err)
 {
-    unsigned char m[262] = { 0 };
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    cleanup_free char *name = NULL, *target = NULL;
+    if (dest_dir && copy_url_file_name(url, &name, err) < 0) /* before the download: a bad URL fails at once */
+        return hypr_error_wrap(err, "Dockerfile:%d: ADD", in->line);
+    char *path = bscratch(c, "url");
+    char **t = realloc(set->tmp, (set->ntmp + 1) * sizeof(char *));
+    if (path == NULL || t == NULL) {
+        free(path);
+        if (t)
+            set->tmp = t;
+        return hypr_error_make(err, ENOMEM, "ADD `%s`", url);
+    }
+    set->tmp = t;
+    set->tmp[set->ntmp++] = path;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
-        return false;
-    ssize_t n = read(fd, m, sizeof(m));
-    close(fd);
-    if (n >= 3 && m[0] == 0x1f && m[1] == 0x8b)
-        return true; /* gzip */
-    if (n >= 3 && memcmp(m, "BZh", 3) == 0)
-        return true;
-    if (n >= 6 && memcmp(m, "\xfd" "7zXZ", 6) == 0)
-        return true;
-    if (n >= 4 && memcmp(m, "\x28\xb5\x2f\xfd", 4) == 0)
-        return true; /* zstd */
-    return n >= 262 && memcmp(m + 257, "ustar", 5) == 0;
+        return hypr_error_make(err, errno, "ADD: create `%s`", path);
+    bemit(c, " ---> downloading %s\n", url);
+    struct copy_fetch_opts fo = { .checksum = checksum, .cancel = c->o->cancel };
+    struct copy_fetch fr;
+    int r = copy_url_fetch(url, fd, &fo, &fr, err);
+    if (close(fd) < 0 && r == 0)
+        r = hypr_error_make(err, errno, "ADD: write `%s`", path);
+    if (r < 0)
+        return hypr_error_wrap(err, "Dockerfile:%d: ADD", in->line);
+    bemit(c, " ---> %s: %llu bytes, %s\n", url, (unsigned long long)fr.size, fr.digest);
+    if (dest_dir ? asprintf(&target, "%s%s%s", dest, *dest ? "/" : "", name) < 0 : (target = strdup(dest)) == NULL)
+        return hypr_error_make(err, ENOMEM, "ADD `%s`", url);
+    struct stat sb = { 0 };
+    sb.st_mode = S_IFREG | 0600; /* as Docker */
+    sb.st_size = (off_t)fr.size;
+    sb.st_mtime = (time_t)fr.mtime;
+    if (cset_add(set, target, path, &sb) < 0)
+        return hypr_error_make(err, ENOMEM, "ADD `%s`", url);
+    EVP_DigestUpdate(set->md, fr.digest, strlen(fr.digest) + 1);
+    return 0;
 }
 
-/* ADD of a local archive: its entries, extracted into dest, go to the layer. */
-static int add_archive(struct layer_writer *w, const char *path, const char *dest, uid_t uid, gid_t gid, bool chown,
-                       hypr_error_t *err)
-{
-    struct archive *a = archive_read_new();
-    archive_read_support_filter_all(a);
-    archive_read_support_format_tar(a);
-    archive_read_support_format_gnutar(a);
-    if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK) {
-        hypr_error_refuse(err, EINVAL, "ADD `%s`: %s", path, archive_error_string(a));
-        archive_read_free(a);
-        return -1;
-    }
-    struct archive_entry *e;
-    int r = 0, rc;
-    while (r == 0 && (rc = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-        char rel[PATH_MAX], full[PATH_MAX * 2];
-        if (clean_rel(archive_entry_pathname(e), rel, sizeof(rel)) < 0) {
-            r = hypr_error_refuse(err, EINVAL, "ADD `%s`: entry `%s` leaves the destination", path,
-                                  archive_entry_pathname(e));
-            break;
-        }
-        if (!*rel)
-            continue;
-        snprintf(full, sizeof(full), "%s%s%s", dest, *dest ? "/" : "", rel);
-        uid_t u = chown ? uid : (uid_t)archive_entry_uid(e);
-        gid_t g = chown ? gid : (gid_t)archive_entry_gid(e);
-        mode_t mode = archive_entry_perm(e);
-        int64_t mt = archive_entry_mtime(e);
-        switch (archive_entry_filetype(e)) {
-        case AE_IFDIR: r = layer_writer_add_dir(w, full, mode, u, g, mt, err); break;
-        case AE_IFLNK:
-            r = layer_writer_add_symlink(w, full, archive_entry_symlink(e), u, g, mt, err);
-            break;
-        case AE_IFREG: {
-            /* through a pipe-less temp file: the writer reads an fd */
-            FILE *t = tmpfile();
-            if (t == NULL) {
-                r = hypr_error_make(err, errno, "ADD: a temporary file");
-                break;
-            }
-            const void *buf;
-            size_t sz;
-            la_int64_t off;
-            while ((rc = archive_read_data_block(a, &buf, &sz, &off)) == ARCHIVE_OK)
-                if (fseeko(t, off, SEEK_SET) < 0 || fwrite(buf, 1, sz, t) != sz)
-                    break;
-            fflush(t);
-            off_t size = ftello(t);
-            fseeko(t, 0, SEEK_END);
-            size = ftello(t);
-            lseek(fileno(t), 0, SEEK_SET);
-            if (rc != ARCHIVE_EOF)
-                r = hypr_error_refuse(err, EIO, "ADD `%s`: %s", path, archive_error_string(a));
-            else
-                r = layer_writer_add_file(w, full, fileno(t), (uint64_t)size, mode, u, g, mt, err);
-            fclose(t);
-            break;
-        }
-        default: break; /* devices, fifos: skipped */
-        }
-    }
-    archive_read_free(a);
-    return r;
-}
+/* A local archive of ADD, extracted into dest. */
+struct carchive {
+    char *path, *dest;
+};
 
 int bstep_copy(struct bctx *c, struct bstate *st, const struct df_instr *in, bool add, hypr_error_t *err)
 {
     const char *what = add ? "ADD" : "COPY";
     if (in->nargs < 2)
         return hypr_error_refuse(err, EINVAL, "Dockerfile:%d: %s needs a source and a destination", in->line, what);
-    const char *from = df_flag_get(in, "from", NULL), *chown_s = df_flag_get(in, "chown", NULL),
-               *chmod_s = df_flag_get(in, "chmod", NULL);
+    const char *from = df_flag_get(in, "from", NULL);
+    cleanup_free char *chown_s = NULL, *chmod_s = NULL, *checksum = NULL;
+    if (expand_flag(c, st, in, "chown", &chown_s, err) < 0 || expand_flag(c, st, in, "chmod", &chmod_s, err) < 0 ||
+        expand_flag(c, st, in, "checksum", &checksum, err) < 0)
+        return -1;
     uid_t uid = 0;
     gid_t gid = 0;
     bool chown = false;
     mode_t chmod_mode = 0;
-    if (chown_s) {
-        char *end;
-        unsigned long u = strtoul(chown_s, &end, 10), g = u;
-        if (end == chown_s || (*end && *end != ':') || (*end == ':' && (g = strtoul(end + 1, &end, 10), *end)))
+    char owner[32] = ""; /* "uid:gid" for the cache key */
+    if (chown_s && *chown_s) { /* --chown= (empty, e.g. an unset variable): as absent, as BuildKit */
+        if (st->rootfs == NULL && copy_owner_needs_lookup(chown_s))
             return hypr_error_refuse(err, EINVAL,
-                                     "Dockerfile:%d: %s --chown=%s: only numeric UID[:GID] is supported", in->line,
-                                     what, chown_s);
-        uid = (uid_t)u;
-        gid = (gid_t)g;
+                                     "Dockerfile:%d: %s --chown=%s: user and group names are looked up in the "
+                                     "stage's /etc/passwd and /etc/group, and this stage has no files (FROM scratch); "
+                                     "use numeric ids",
+                                     in->line, what, chown_s);
+        if (copy_owner_resolve(chown_s, copy_rootfs_read, st->rootfs, &uid, &gid, err) < 0)
+            return hypr_error_wrap(err, "Dockerfile:%d: %s --chown", in->line, what);
         chown = true;
+        snprintf(owner, sizeof(owner), "%u:%u", (unsigned)uid, (unsigned)gid);
     }
     if (chmod_s) {
         char *end;
@@ -689,12 +636,14 @@ int bstep_copy(struct bctx *c, struct bstate *st, const struct df_instr *in, boo
                                      what, chmod_s);
         chmod_mode = (mode_t)m;
     }
+    if (checksum && copy_checksum_check(checksum, err) < 0)
+        return hypr_error_wrap(err, "Dockerfile:%d: ADD", in->line);
     cleanup_free char *root = NULL, *dest = NULL, *real_root = NULL;
     int ret = -1;
     struct cset set = { .md = EVP_MD_CTX_new() };
     struct layer_writer *w = NULL;
     cleanup_free char *layer = NULL;
-    char **archives = NULL;
+    struct carchive *archives = NULL;
     size_t narchives = 0;
     bool dest_dir = false; /* dest (relative, no trailing '/') is a directory */
     if (set.md == NULL || !EVP_DigestInit_ex(set.md, EVP_sha256(), NULL)) {
@@ -720,7 +669,7 @@ int bstep_copy(struct bctx *c, struct bstate *st, const struct df_instr *in, boo
         const char *wd = json_string_value(json_object_get(st->config, "WorkingDir"));
         char joined[PATH_MAX * 2], rel[PATH_MAX];
         snprintf(joined, sizeof(joined), "%s/%s", d[0] == '/' ? "" : (wd ? wd : ""), d);
-        if (clean_rel(joined, rel, sizeof(rel)) < 0) {
+        if (copy_clean_path(joined, rel, sizeof(rel)) < 0) {
             hypr_error_refuse(err, EINVAL, "Dockerfile:%d: %s destination `%s` is invalid", in->line, what, d);
             goto out;
         }
@@ -734,18 +683,29 @@ int bstep_copy(struct bctx *c, struct bstate *st, const struct df_instr *in, boo
             goto out;
         dest_dir = dir_dest;
     }
-    /* the sources: globs under the root, never outside it */
+    /* the sources: URLs (ADD), globs under the root, never outside it */
     size_t nsrc = in->nargs - 1;
     for (size_t i = 0; i < nsrc; i++) {
         cleanup_free char *pat = NULL;
         if (bexpand(c, st, in->args[i], &pat, err) < 0)
             goto out;
-        if (add && (strncmp(pat, "http://", 7) == 0 || strncmp(pat, "https://", 8) == 0)) {
-            hypr_error_refuse(err, ENOTSUP, "Dockerfile:%d: ADD from a URL (%s) is not supported", in->line, pat);
+        if (copy_is_url(pat)) {
+            if (!add) {
+                hypr_error_refuse(err, EINVAL, "Dockerfile:%d: COPY does not support URLs (`%s`), use ADD", in->line,
+                                  pat);
+                goto out;
+            }
+            if (add_url(c, &set, in, pat, dest, dest_dir, checksum, err) < 0)
+                goto out;
+            continue;
+        }
+        if (checksum) { /* as BuildKit */
+            hypr_error_refuse(err, EINVAL, "Dockerfile:%d: ADD --checksum applies to URL sources only, not `%s`",
+                              in->line, pat);
             goto out;
         }
         char rel[PATH_MAX];
-        if (clean_rel(pat, rel, sizeof(rel)) < 0) {
+        if (copy_clean_path(pat, rel, sizeof(rel)) < 0) {
             hypr_error_refuse(err, EINVAL, "Dockerfile:%d: %s source `%s` is outside the build context", in->line,
                               what, pat);
             goto out;
@@ -762,7 +722,7 @@ int bstep_copy(struct bctx *c, struct bstate *st, const struct df_instr *in, boo
             goto out;
         }
         qsort(g.gl_pathv, g.gl_pathc, sizeof(char *), cmp_str);
-        size_t before = set.n;
+        size_t before = set.n, archives_before = narchives;
         for (size_t k = 0; k < g.gl_pathc; k++) {
             const char *m = g.gl_pathv[k];
             cleanup_free char *rm = realpath(m, NULL);
@@ -795,13 +755,22 @@ int bstep_copy(struct bctx *c, struct bstate *st, const struct df_instr *in, boo
                 goto out;
             if (!from && c->di && dockerignore_excluded(c->di, mrel))
                 continue;
-            if (add && S_ISREG(sb.st_mode) && is_archive(m)) {
-                char **x = realloc(archives, (narchives + 2) * sizeof(char *));
+            int arch = add && S_ISREG(sb.st_mode) ? copy_archive_detect(m, err) : 0;
+            if (arch < 0) {
+                globfree(&g);
+                goto out;
+            }
+            if (arch) { /* extracted into dest, whatever dest's form */
+                struct carchive *x = realloc(archives, (narchives + 1) * sizeof(*x));
                 if (x == NULL)
                     goto out;
                 archives = x;
-                archives[narchives++] = strdup(m);
-                archives[narchives++] = strdup(dest); /* extracted into it */
+                archives[narchives].path = strdup(m);
+                archives[narchives].dest = strdup(dest);
+                if (archives[narchives++].path == NULL || archives[narchives - 1].dest == NULL)
+                    goto out;
+                EVP_DigestUpdate(set.md, "archive", 8);
+                EVP_DigestUpdate(set.md, mrel, strlen(mrel) + 1);
                 if (hash_file(&set, m, err) < 0) {
                     globfree(&g);
                     goto out;
@@ -816,14 +785,15 @@ int bstep_copy(struct bctx *c, struct bstate *st, const struct df_instr *in, boo
             }
         }
         globfree(&g);
-        if (set.n == before && narchives == 0) {
+        if (set.n == before && narchives == archives_before) {
             hypr_error_refuse(err, ENOENT, "Dockerfile:%d: %s failed: `%s` not found in the build context (excluded by .dockerignore?)",
                               in->line, what, pat);
             goto out;
         }
     }
 
-    /* the cache: everything before, this instruction, its inputs */
+    /* the cache: everything before, this instruction, its inputs (the
+     * downloads' digests among them), the resolved owner */
     unsigned char md[32];
     unsigned int mdl = 0;
     char inputs[65];
@@ -831,7 +801,7 @@ int bstep_copy(struct bctx *c, struct bstate *st, const struct df_instr *in, boo
     for (int i = 0; i < 32; i++)
         snprintf(inputs + 2 * i, 3, "%02x", md[i]);
     char key[65];
-    const char *parts[] = { st->key, what, in->original, dest, inputs, chown_s, chmod_s };
+    const char *parts[] = { st->key, what, in->original, dest, inputs, owner, chmod_s, checksum };
     bhash(key, parts, sizeof(parts) / sizeof(parts[0]));
     int hit = bcache_reuse(c, st, key, err);
     if (hit < 0)
@@ -871,9 +841,13 @@ int bstep_copy(struct bctx *c, struct bstate *st, const struct df_instr *in, boo
         if (r < 0)
             goto out;
     }
-    for (size_t i = 0; i + 1 < narchives; i += 2)
-        if (add_archive(w, archives[i], archives[i + 1], uid, gid, chown, err) < 0)
+    for (size_t i = 0; i < narchives; i++) {
+        struct copy_archive_opts ao = {
+            .dest = archives[i].dest, .chown = chown, .uid = uid, .gid = gid, .tmp_dir = c->o->work_dir,
+        };
+        if (copy_archive_extract(w, archives[i].path, &ao, err) < 0)
             goto out;
+    }
     struct layer_out lo;
     int cr = layer_writer_close(w, &lo, err);
     w = NULL;
@@ -887,8 +861,10 @@ out:
         layer_writer_abort(w);
     if (layer)
         unlink(layer);
-    for (size_t i = 0; i < narchives; i++)
-        free(archives[i]);
+    for (size_t i = 0; i < narchives; i++) {
+        free(archives[i].path);
+        free(archives[i].dest);
+    }
     free(archives);
     cset_free(&set);
     if (from && root) {
@@ -896,9 +872,9 @@ out:
         if (store_rm_rf(root, &e2) < 0)
             hypr_error_free(&e2);
     }
-    if (ret < 0)
-        return hypr_error_wrap(err, "%s", what);
-    return 0;
+    if (ret < 0 && err && *err == NULL) /* the allocation failures above */
+        hypr_error_make(err, ENOMEM, "%s", what);
+    return ret; /* errors name the step already (build_stage wraps them) */
 }
 
 /* ---- trees, for RUN --mount=type=bind (build_mounts.c) ---- */

@@ -71,7 +71,7 @@ static const struct df_flag_spec fl_copy[] = {
     { "from", FL_STR }, { "chown", FL_STR }, { "chmod", FL_STR }, { "link", FL_BOOL }, { NULL, 0 },
 };
 static const struct df_flag_spec fl_add[] = {
-    { "chown", FL_STR }, { "chmod", FL_STR }, { "link", FL_BOOL }, { NULL, 0 },
+    { "chown", FL_STR }, { "chmod", FL_STR }, { "checksum", FL_STR }, { "link", FL_BOOL }, { NULL, 0 },
 };
 static const struct df_flag_spec fl_health[] = {
     { "interval", FL_STR },       { "timeout", FL_STR }, { "start-period", FL_STR },

@@ -12,7 +12,11 @@
 # error with its line, RUN on the default network (a VM reached by name)
 # and on none, RUN --mount (cache kept across builds, bind from the context
 # and a stage, tmpfs, secrets from `hypr build --secret`; mount points and
-# secrets left in no layer) and RUN --network=none. The base image is busybox:latest from
+# secrets left in no layer) and RUN --network=none, COPY/ADD --chown by
+# user and group names, ADD of a URL served by a loopback HTTP server
+# started here (mode 0600, --checksum, --chown/--chmod, a rebuild downloads
+# again and hits the cache, 404 and checksum errors), ADD of a tar.gz
+# (extracted) and of a gzip'd text file (copied). The base image is busybox:latest from
 # build/test-images/docker-save.tar (tests/e2e/prepare).
 set -u
 cd "$(dirname "$0")/../.."
@@ -196,6 +200,89 @@ out=$(timeout 900 "$HYPR" build "$work/sec" 2>&1); rc=$?
 why="rc=$rc $out"; check run_secret_required eval '[ "$rc" != 0 ] && grep -q "secret .needed. is required but not given" <<<"$out"'
 out=$(timeout 900 "$HYPR" build --secret id=tok,src=/nonexistent "$work/sec" 2>&1); rc=$?
 why="rc=$rc $out"; check build_secret_missing_file eval '[ "$rc" != 0 ] && grep -q "/nonexistent" <<<"$out"'
+
+# ---- COPY/ADD: --chown by name, ADD <URL> from a loopback HTTP server, archives ----
+# The server runs here, where hyprd runs (hyprd downloads, not the VM).
+www=$work/www
+own=$work/own
+mkdir -p "$www" "$own" "$work/tarsrc/t"
+echo "downloaded over http" >"$www/payload.txt"
+py=python3
+[ -x /usr/bin/python3 ] && py=/usr/bin/python3
+"$py" -u -m http.server --bind 127.0.0.1 --directory "$www" 0 >"$work/http.log" 2>&1 &
+http_pid=$!
+trap '[ -n "${http_pid:-}" ] && kill "$http_pid" 2>/dev/null; e2e_cleanup' EXIT
+port=
+for _ in $(seq 150); do
+    port=$(sed -n 's/.* port \([0-9][0-9]*\) .*/\1/p' "$work/http.log" | head -1)
+    [ -n "$port" ] && break
+    sleep 0.2
+done
+why="$(cat "$work/http.log")"; check http_server_started test -n "$port"
+url=http://127.0.0.1:$port
+sum=$(sha256sum "$www/payload.txt" | cut -d' ' -f1)
+echo owned >"$own/owned.txt"
+chmod 644 "$own/owned.txt"
+echo in-archive >"$work/tarsrc/t/a.txt"
+tar -C "$work/tarsrc" -czf "$own/bundle.tgz" t
+echo "just text" | gzip >"$own/notes.txt.gz"
+cat >"$own/Dockerfile" <<EOF
+FROM busybox:latest
+ARG GROUP=nogroup
+COPY --chown=nobody:\${GROUP} owned.txt /f/owned.txt
+COPY --chown=app owned.txt /f/app.txt
+ADD $url/payload.txt /dl/
+ADD --checksum=sha256:$sum --chown=app:nogroup --chmod=640 $url/payload.txt /dl/named.bin
+ADD bundle.tgz /x/
+ADD notes.txt.gz /n/
+EOF
+build "$own" 't=own:1'
+own1=$(aux ID)
+why="$(stream | tail -8) $(errmsg)"; check copy_add_build eval '[ -n "$own1" ] && [ "$(aux VmBoots)" = 0 ]'
+out=$(timeout 300 "$HYPR" run --pull never --rm -u 0 own:1 'stat -c "%n %u:%g %a" /f/owned.txt /f/app.txt /dl/payload.txt /dl/named.bin /x/t/a.txt /n/notes.txt.gz; cat /dl/payload.txt /x/t/a.txt' 2>&1)
+why="$out"; check copy_chown_nobody_nogroup grep -q "^/f/owned.txt 65534:65534 644$" <<<"$out"
+why="$out"; check copy_chown_user_primary_group grep -q "^/f/app.txt 1000:1000 644$" <<<"$out"
+why="$out"; check add_url_content_mode_600 eval 'grep -q "^/dl/payload.txt 0:0 600$" <<<"$out" && grep -q "downloaded over http" <<<"$out"'
+why="$out"; check add_url_checksum_chown_chmod grep -q "^/dl/named.bin 1000:65534 640$" <<<"$out"
+why="$out"; check add_archive_extracted_gz_copied eval 'grep -q "^/x/t/a.txt 0:0 644$" <<<"$out" && grep -q "^in-archive$" <<<"$out" && grep -q "^/n/notes.txt.gz " <<<"$out"'
+# a rebuild downloads again and, the content being the same, hits the cache
+build "$own" 't=own:1'
+why="$(stream | tail -12) $(errmsg)"; check add_url_rebuild_cached eval '[ "$(aux ID)" = "$own1" ] && [ "$(stream | grep -c "^ ---> downloading $url/payload.txt")" = 2 ]'
+# a changed content on the server reruns the step
+printf 'FROM busybox:latest\nADD %s/payload.txt /dl/\n' "$url" >"$own/Dockerfile"
+build "$own" 't=own:2'
+own2=$(aux ID)
+echo "changed on the server" >"$www/payload.txt"
+build "$own" 't=own:3'
+why="$(stream | tail -6) $(errmsg)"; check add_url_changed_content_rebuilds eval '[ -n "$own2" ] && [ -n "$(aux ID)" ] && [ "$(aux ID)" != "$own2" ] && ! stream | grep -q "Using cache"'
+echo "downloaded over http" >"$www/payload.txt"
+# errors
+printf 'FROM busybox:latest\nCOPY --chown=bob owned.txt /o\n' >"$own/Dockerfile"
+build "$own" ''
+want='Dockerfile:2: COPY --chown: unknown user `bob` (not in /etc/passwd of the stage)'
+why="$(errmsg)"; check copy_chown_unknown_user eval 'errmsg | grep -qF "$want"'
+printf 'FROM busybox:latest\nCOPY --chown=app:nosuchgroup owned.txt /o\n' >"$own/Dockerfile"
+build "$own" ''
+want='Dockerfile:2: COPY --chown: unknown group `nosuchgroup` (not in /etc/group of the stage)'
+why="$(errmsg)"; check copy_chown_unknown_group eval 'errmsg | grep -qF "$want"'
+printf 'FROM scratch\nCOPY --chown=nobody owned.txt /o\n' >"$own/Dockerfile"
+build "$own" ''
+why="$(errmsg)"; check copy_chown_name_from_scratch eval 'errmsg | grep -q "Dockerfile:2: COPY --chown=nobody: .*FROM scratch"'
+printf 'FROM busybox:latest\nADD %s/nosuch.txt /dl/\n' "$url" >"$own/Dockerfile"
+build "$own" ''
+want="download \`$url/nosuch.txt\`: HTTP status 404"
+why="$(errmsg)"; check add_url_404 eval 'errmsg | grep -qF "$want"'
+zero=$(printf '%064d' 0)
+printf 'FROM busybox:latest\nADD --checksum=sha256:%s %s/payload.txt /dl/\n' "$zero" "$url" >"$own/Dockerfile"
+build "$own" ''
+want="checksum mismatch: expected sha256:$zero, got sha256:$sum"
+why="$(errmsg)"; check add_url_checksum_mismatch eval 'errmsg | grep -qF "$want"'
+printf 'FROM busybox:latest\nCOPY %s/payload.txt /dl/\n' "$url" >"$own/Dockerfile"
+build "$own" ''
+why="$(errmsg)"; check copy_url_refused eval 'errmsg | grep -q "COPY does not support URLs.*use ADD"'
+kill "$http_pid" 2>/dev/null
+wait "$http_pid" 2>/dev/null
+http_pid=
 
 # ---- the CLI ----
 if "$HYPR" build --help >/dev/null 2>&1; then

@@ -285,6 +285,17 @@ TEST(copy_add_errors)
                     "Dockerfile:2: COPY: expecting boolean value for flag --link, not: maybe"));
     CHECK(parse_err("FROM a\nCOPY --chown a b\n", "Dockerfile:2: COPY: missing a value on flag: --chown"));
     CHECK(parse_err("FROM a\nCOPY --link --link a b\n", "Dockerfile:2: COPY: duplicate flag specified: --link"));
+    CHECK(parse_err("FROM a\nCOPY --checksum=sha256:00 a b\n", "Dockerfile:2: COPY: unknown flag: --checksum"));
+}
+
+TEST(add_checksum_flag)
+{
+    struct dockerfile *df = parse("FROM a\nADD --checksum=sha256:${SUM} https://example.test/f /f\n");
+    CHECK(df != NULL);
+    const struct df_instr *c = &df->instrs[1];
+    bool ok = c->kind == DF_ADD && streq(df_flag_get(c, "checksum", NULL), "sha256:${SUM}") && c->nargs == 2;
+    dockerfile_free(df);
+    CHECK(ok);
 }
 
 TEST(heredocs_refused)
@@ -945,6 +956,7 @@ int main(void)
     RUN(cmd_entrypoint_shell);
     RUN(copy_add_forms);
     RUN(copy_add_errors);
+    RUN(add_checksum_flag);
     RUN(heredocs_refused);
     RUN(env_forms);
     RUN(env_label_errors);
