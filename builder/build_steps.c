@@ -940,7 +940,7 @@ int bstep_tree(struct bctx *c, const char *root, const char *rel_src, bool in_co
                char digest[65], hypr_error_t *err)
 {
     char rel[PATH_MAX];
-    if (clean_rel(rel_src, rel, sizeof(rel)) < 0)
+    if (copy_clean_path(rel_src, rel, sizeof(rel)) < 0)
         return hypr_error_refuse(err, EINVAL, "source `%s` is outside of the %s", rel_src,
                                  in_context ? "build context" : "stage");
     cleanup_free char *joined = NULL, *real_root = realpath(root, NULL), *real = NULL;
