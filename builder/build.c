@@ -192,6 +192,19 @@ int bcache_get(struct bctx *c, const char *key, char **id, hypr_error_t *err)
     return r;
 }
 
+bool build_cache_holds(struct store *s, const char *id)
+{
+    sqlite3 *db = store_db(s);
+    sqlite3_stmt *q = NULL;
+    if (id == NULL || sqlite3_prepare_v2(db, "SELECT 1 FROM build_cache WHERE image_id = ? LIMIT 1", -1, &q, NULL) !=
+                          SQLITE_OK)
+        return false; /* no build ever ran: no table */
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    bool held = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    return held;
+}
+
 int bcache_put(struct bctx *c, const char *key, const char *id, hypr_error_t *err)
 {
     sqlite3 *db = store_db(c->s);

@@ -28,6 +28,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../common/error.h"
 
@@ -72,5 +73,11 @@ struct build_result {
 };
 
 int build_run(struct store *s, const struct build_opts *o, struct build_result *res, hypr_error_t *err);
+/* true when image `id` is one a build recorded for a step or its result
+ * (the build cache): an intermediate image when it has no tag. */
+bool build_cache_holds(struct store *s, const char *id);
+/* Removes the RUN --mount=type=cache directories under cache_dir that no
+ * build is using now (the others stay); *freed bytes, *removed of them. */
+int build_cache_mounts_prune(const char *cache_dir, uint64_t *freed, size_t *removed, hypr_error_t *err);
 
 #endif

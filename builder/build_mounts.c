@@ -31,6 +31,9 @@
 #include "build_int.h"
 
 #include <ctype.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -674,4 +677,55 @@ const char *brun_mount_from(const char *spec, char *buf, size_t cap)
         p += n + (p[n] == ',');
     }
     return NULL;
+}
+
+/* ---- pruning ---- */
+
+static uint64_t tree_bytes;
+static int tree_add(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)path, (void)ftw;
+    if (type == FTW_F)
+        tree_bytes += (uint64_t)sb->st_blocks * 512;
+    return 0;
+}
+
+int build_cache_mounts_prune(const char *cache_dir, uint64_t *freed, size_t *removed, hypr_error_t *err)
+{
+    *freed = 0;
+    *removed = 0;
+    DIR *d = opendir(cache_dir);
+    if (d == NULL)
+        return errno == ENOENT ? 0 : hypr_error_make(err, errno, "open `%s`", cache_dir);
+    struct dirent *de;
+    int ret = 0;
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (l != 64 + 5 || strcmp(de->d_name + 64, ".lock") != 0)
+            continue;
+        cleanup_free char *lock = NULL, *dir = NULL;
+        if (asprintf(&lock, "%s/%s", cache_dir, de->d_name) < 0 ||
+            asprintf(&dir, "%s/%.64s", cache_dir, de->d_name) < 0) {
+            ret = hypr_error_make(err, ENOMEM, "prune the build cache");
+            break;
+        }
+        int fd = open(lock, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) { /* no RUN uses it */
+            tree_bytes = 0;
+            nftw(dir, tree_add, 16, FTW_PHYS);
+            hypr_error_t e = NULL;
+            if (store_rm_rf(dir, &e) < 0) {
+                hypr_error_free(&e);
+            } else {
+                *freed += tree_bytes;
+                (*removed)++;
+                unlink(lock);
+            }
+        }
+        close(fd);
+    }
+    closedir(d);
+    return ret;
 }

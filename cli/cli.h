@@ -174,6 +174,7 @@ struct cli_listing {
     bool quiet, json;              /* set by cli_ls from -q, --format */
     int (*row)(const struct cli_listing *l, json_t *item, struct cli_table *t, hypr_error_t *err);
     void *arg;                     /* row's own */
+    const char *all_path;          /* the path with -a, --all; NULL: no such flag */
 };
 /* The whole `ls` command: parses -q and --format table|json (no arguments),
  * fetches and prints. Returns the exit status. */

@@ -1,7 +1,7 @@
 /* cli/cmd_image.c: the image commands of `hypr`, through the daemon:
  *
  *   hypr pull [-q] [--platform P] [--insecure-registry H]... REF
- *   hypr images [-q] [--format table|json]
+ *   hypr images [-a] [-q] [--format table|json]
  *   hypr rmi [-f] REF|ID...
  *   hypr load [-q] [--platform P] [-i FILE|DIR]
  *
@@ -67,7 +67,9 @@ int cli_cmd_pull(int argc, char **argv)
 static const char images_usage[] =
     "Usage: hypr images [OPTIONS]\n"
     "List the images in hyprd's store: repository, tag, image id, created, size.\n"
-    "SIZE is the size of the image's squashfs rootfs.\n\n"
+    "SIZE is the size of the image's squashfs rootfs.\n"
+    "Images a build made for its steps (its cache) are listed only with -a.\n\n"
+    "  -a, --all             list the build's intermediate images too\n"
     "  --format table|json   output format (json: one object per line)\n"
     "  -q, --quiet           only the image ids\n"
     "  -h, --help            this help\n";
@@ -109,6 +111,7 @@ int cli_cmd_images(int argc, char **argv)
     time_t now = time(NULL);
     struct cli_listing l = {
         .what = "images", .path = "/v1/images", .head = head, .ncols = ARRAY_SIZE(head), .row = image_row, .arg = &now,
+        .all_path = "/v1/images?all=1",
     };
     return cli_ls(images_usage, &l, argc, argv);
 }

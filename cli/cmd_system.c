@@ -94,7 +94,8 @@ static int system_df(int argc, char **argv)
 /* ---- system prune ---- */
 
 static const char prune_usage[] = "Usage: hypr system prune [OPTIONS]\n"
-                                  "Remove stopped VMs and unused images.\n\n"
+                                  "Remove stopped VMs, unused images and the build cache (the steps'\n"
+                                  "images and the RUN --mount=type=cache directories no build uses).\n\n"
                                   "  -a, --all       remove every image no VM uses, not only untagged ones\n"
                                   "      --volumes   also remove volumes no VM uses\n"
                                   "  -f, --force     do not ask for confirmation\n"
@@ -103,7 +104,7 @@ static const char prune_usage[] = "Usage: hypr system prune [OPTIONS]\n"
 static bool confirm(bool all, bool volumes)
 {
     char warning[256];
-    snprintf(warning, sizeof(warning), "WARNING! This will remove:\n  - all stopped VMs\n%s%s\n",
+    snprintf(warning, sizeof(warning), "WARNING! This will remove:\n  - all stopped VMs\n%s%s\n  - all build cache\n",
              volumes ? "  - all volumes not used by at least one VM\n" : "",
              all ? "  - all images without at least one VM associated to them" : "  - all dangling images");
     return cli_confirm(warning);
@@ -132,6 +133,9 @@ static int system_prune(int argc, char **argv)
     cli_print_deleted(json_object_get(reply, "VmsDeleted"), "Deleted VMs", "", true);
     cli_print_deleted(json_object_get(reply, "ImagesDeleted"), "Deleted Images", "deleted: ", true);
     cli_print_deleted(json_object_get(reply, "VolumesDeleted"), "Deleted Volumes", "", true);
+    json_int_t caches = json_integer_value(json_object_get(reply, "BuildCacheDeleted"));
+    if (caches > 0)
+        printf("Deleted build cache mounts: %lld\n\n", (long long)caches);
     cli_print_reclaimed(reply);
     json_decref(reply);
     return 0;

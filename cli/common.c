@@ -217,11 +217,15 @@ int cli_dispatch(const char *usage, const char *what, const struct cli_subcomman
 int cli_ls(const char *usage, struct cli_listing *l, int argc, char **argv)
 {
     const char *format = NULL;
-    const struct cli_flag flags[] = {
+    bool all = false;
+    struct cli_flag flags[] = {
         { 0, "format", CLI_FLAG_STRING, &format },
         { 'q', "quiet", CLI_FLAG_BOOL, &l->quiet },
+        { 'a', "all", CLI_FLAG_BOOL, &all },
         { 0 },
     };
+    if (l->all_path == NULL)
+        flags[2] = (struct cli_flag){ 0 };
     cleanup_free char *excess = NULL;
     int rc, json;
     if (asprintf(&excess, "%s: no arguments expected", l->what) < 0)
@@ -241,7 +245,8 @@ int cli_ls(const char *usage, struct cli_listing *l, int argc, char **argv)
     if (cli_connect(&c) < 0)
         return CLI_EXIT_FAIL;
     cli_table_init(&t, l->ncols, 10);
-    if (client_json(&c, "GET", l->path, NULL, &list, NULL, &err) < 0 || cli_table_add(&t, l->head, &err) < 0)
+    if (client_json(&c, "GET", all ? l->all_path : l->path, NULL, &list, NULL, &err) < 0 ||
+        cli_table_add(&t, l->head, &err) < 0)
         goto out;
     if (!json_is_array(list)) {
         hypr_error_make(&err, 0, "%s: the daemon's reply is not a list", l->what);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../builder/build.h"
 #include "../builder/pull.h"
 #include "../builder/ref.h"
 #include "../builder/store.h"
@@ -62,16 +63,22 @@ int h_images_list(struct req *r)
     if (open_store(r, &s) < 0)
         return 0;
     int ret = store_list(s, &rows, &n, &e);
-    store_close(s);
-    if (ret < 0)
+    if (ret < 0) {
+        store_close(s);
         return req_error_from(r, 500, &e);
+    }
+    /* as Docker's: an untagged image a build made for a step (in its cache)
+     * is an intermediate image, listed only with all=1 */
+    bool all = req_query_bool(r, "all");
     json_t *out = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(out, json_pack("{s:o,s:o,s:s,s:o,s:I}", "Repository", familiar(rows[i].repository),
+        if (all || rows[i].repository || !build_cache_holds(s, rows[i].id))
+            json_array_append_new(out, json_pack("{s:o,s:o,s:s,s:o,s:I}", "Repository", familiar(rows[i].repository),
                                              "Tag", rows[i].tag ? json_string(rows[i].tag) : json_null(), "Id",
                                              rows[i].id, "Created",
                                              rows[i].created ? json_string(rows[i].created) : json_null(), "Size",
                                              (json_int_t)rows[i].size));
+    store_close(s);
     store_rows_free(rows, n);
     return req_json(r, 200, out);
 }

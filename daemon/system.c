@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../builder/build.h"
 #include "../builder/store.h"
 #include "../common/version.h"
 
@@ -384,12 +385,22 @@ int h_prune(struct req *r)
         daemon_report(&e, "prune: open the store");
     }
     usage_free(u, nu);
+    /* the build's cache mounts (RUN --mount=type=cache), as Docker's system
+     * prune removes the build cache */
+    uint64_t cache_freed = 0;
+    size_t cache_dirs = 0;
+    char cache_dir[4200];
+    snprintf(cache_dir, sizeof(cache_dir), "%s/build-cache", d->cfg.data_dir);
+    if (build_cache_mounts_prune(cache_dir, &cache_freed, &cache_dirs, &e) < 0)
+        daemon_report(&e, "prune: build cache mounts");
+    reclaimed += (int64_t)cache_freed;
     /* after the VMs: the anonymous volumes of the pruned VMs are unused now */
     json_t *vols = json_array();
     if (req_query_bool(r, "volumes") && volumes_prune(d, false, vols, &reclaimed, &e) < 0)
         daemon_report(&e, "prune volumes");
-    return req_json(r, 200, json_pack("{s:o,s:o,s:o,s:I}", "VmsDeleted", vms, "ImagesDeleted", imgs,
-                                      "VolumesDeleted", vols, "SpaceReclaimed", (json_int_t)reclaimed));
+    return req_json(r, 200, json_pack("{s:o,s:o,s:o,s:I,s:I}", "VmsDeleted", vms, "ImagesDeleted", imgs,
+                                      "VolumesDeleted", vols, "BuildCacheDeleted", (json_int_t)cache_dirs,
+                                      "SpaceReclaimed", (json_int_t)reclaimed));
 }
 
 /* ---- metrics ---- */

@@ -300,11 +300,25 @@ services:
       context: $app
       args:
         VERSION: "42"
+  probe:
+    build:
+      context: $work/probe
+      network: none
 EOF
+mkdir -p "$work/probe"
+printf 'FROM busybox:latest\nRUN echo "probe-nics=$(ls /sys/class/net | grep -vc "^lo$")"\nCMD ["sleep 600"]\n' >"$work/probe/Dockerfile"
 out=$(cd "$work/stack" && timeout 900 "$HYPR" compose up -d --build 2>&1); rc=$?
 for _ in $(seq 60); do "$HYPR" logs built-app-1 2>/dev/null | grep -q "version 42" && break; sleep 1; done
 logs=$("$HYPR" logs built-app-1 2>&1)
 why="rc=$rc $(tail -5 <<<"$out") logs=$logs"; check compose_up_build eval '[ "$rc" = 0 ] && grep -q "version 42" <<<"$logs"'
 (cd "$work/stack" && timeout 300 "$HYPR" compose down >/dev/null 2>&1)
+why="$(grep -i probe <<<"$out")"; check compose_build_network eval 'grep -q "probe-nics=0" <<<"$out"'
+
+# ---- intermediate images are listed with -a only; prune takes the build cache ----
+shown=$("$HYPR" images 2>&1); every=$("$HYPR" images -a 2>&1)
+why="$shown"; check images_hide_intermediates eval '! grep -q "<none>" <<<"$shown" && [ "$(grep -c "<none>" <<<"$every")" -gt 0 ]'
+ncache=$(ls "$HYPR_DATA_DIR/build-cache" | grep -c '\.lock$')
+out=$("$HYPR" system prune -f 2>&1)
+why="caches=$ncache $out"; check prune_build_cache eval '[ "$ncache" -ge 1 ] && grep -q "Deleted build cache mounts: $ncache" <<<"$out" && [ -z "$(ls "$HYPR_DATA_DIR/build-cache")" ] && ! "$HYPR" images -a | grep -q "<none>"'
 
 [ "$nfail" = 0 ]
