@@ -4,7 +4,7 @@
  *   hyprd [--data-dir DIR] [--runtime-dir DIR] [--tcp ADDR:PORT --token-file F]
  *         [--metrics ADDR:PORT] [--log-max-size BYTES] [--log-max-files N]
  *         [--kernel FILE] [--initrd FILE] [--vmm PATH] [--shim PATH] [--no-sandbox]
- *         [--egress | --no-egress]
+ *         [--egress | --no-egress] [--dns-upstream LIST]
  *
  * One hyprd per runtime directory: it holds RUNTIME_DIR/hyprd.lock. SIGTERM
  * or SIGINT end it; the VMs keep running and the next hyprd re-attaches. */
@@ -23,6 +23,7 @@
 
 #include "../common/error.h"
 #include "../daemon/daemon.h"
+#include "../net/dns_forward.h"
 
 #define PROG "hyprd"
 
@@ -43,7 +44,10 @@ static void usage(FILE *f)
           "  --shim PATH           hypr-shim (default: next to hyprd)\n"
           "  --no-sandbox          run VMMs without their seccomp sandbox (debugging)\n"
           "  --egress, --no-egress networks that are not --internal reach the host's uplinks through NAT\n"
-          "                        ($HYPR_EGRESS=1|0, default on)\n",
+          "                        ($HYPR_EGRESS=1|0, default on)\n"
+          "  --dns-upstream LIST   where the DNS of networks with egress sends names other than VMs',\n"
+          "                        e.g. 127.0.0.1:5353,10.0.0.1, or none ($HYPR_DNS_UPSTREAM; default:\n"
+          "                        the nameservers of /etc/resolv.conf, re-read when it changes)\n",
           f);
 }
 
@@ -85,7 +89,7 @@ static int mkdir_p(const char *path, mode_t mode)
 int main(int argc, char **argv)
 {
     enum { O_DATA = 256, O_RUN, O_TCP, O_TOKEN, O_METRICS, O_LOGSIZE, O_LOGFILES, O_KERNEL, O_INITRD, O_VMM, O_SHIM,
-           O_NOSANDBOX, O_EGRESS, O_NOEGRESS };
+           O_NOSANDBOX, O_EGRESS, O_NOEGRESS, O_DNSUP };
     static const struct option opts[] = {
         { "data-dir", required_argument, 0, O_DATA }, { "runtime-dir", required_argument, 0, O_RUN },
         { "tcp", required_argument, 0, O_TCP }, { "token-file", required_argument, 0, O_TOKEN },
@@ -94,7 +98,7 @@ int main(int argc, char **argv)
         { "initrd", required_argument, 0, O_INITRD }, { "vmm", required_argument, 0, O_VMM },
         { "shim", required_argument, 0, O_SHIM }, { "no-sandbox", no_argument, 0, O_NOSANDBOX },
         { "egress", no_argument, 0, O_EGRESS }, { "no-egress", no_argument, 0, O_NOEGRESS },
-        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+        { "dns-upstream", required_argument, 0, O_DNSUP }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     struct hyprd_config cfg = {
         .data_dir = env_or("HYPR_DATA_DIR", "/var/lib/hypr"),
@@ -106,6 +110,7 @@ int main(int argc, char **argv)
         .log_max_files = 3,
         /* on by default, as Docker's bridge networks; the tests turn it off */
         .egress = strcmp(env_or("HYPR_EGRESS", "1"), "0") != 0,
+        .dns_upstream = env_or("HYPR_DNS_UPSTREAM", NULL), /* "none": no forwarding */
     };
     cleanup_free char *vmm = NULL, *shim = NULL;
     int c;
@@ -138,6 +143,7 @@ int main(int argc, char **argv)
         case O_NOSANDBOX: cfg.no_sandbox = true; break;
         case O_EGRESS: cfg.egress = true; break;
         case O_NOEGRESS: cfg.egress = false; break;
+        case O_DNSUP: cfg.dns_upstream = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -145,6 +151,15 @@ int main(int argc, char **argv)
     if (optind != argc) {
         fprintf(stderr, PROG ": unexpected argument `%s`\n", argv[optind]);
         return 2;
+    }
+    if (cfg.dns_upstream) {
+        struct dns_upstream ups[DNS_FORWARD_MAX_UPSTREAMS];
+        size_t nups;
+        cleanup_error hypr_error_t e = NULL;
+        if (dns_upstreams_parse(cfg.dns_upstream, ups, ARRAY_SIZE(ups), &nups, &e) < 0) {
+            fprintf(stderr, PROG ": --dns-upstream / HYPR_DNS_UPSTREAM: %s\n", e->msg);
+            return 2;
+        }
     }
     if (cfg.vmm_path == NULL)
         cfg.vmm_path = vmm = beside_exe("hypr-vmm");

@@ -53,6 +53,8 @@ struct hyprd_config {
     unsigned log_max_files;
     bool no_sandbox;          /* hypr-vmm --no-sandbox (debugging only) */
     bool egress;              /* networks not Internal get NAT to the host's uplinks (net/egress.h) */
+    const char *dns_upstream; /* $HYPR_DNS_UPSTREAM: resolvers for names not ours (net/dns_forward.h
+                               * list, "none"), NULL: the nameservers of /etc/resolv.conf */
 };
 
 /* A VM the daemon watches: present from a successful start until its

@@ -17,7 +17,13 @@
  *     what belongs to no network (or everything, egress off);
  *   - the DNS servers (net/dns_server.h) and the port proxy (net/proxy.h)
  *     are threads of hyprd: they stop with it and are set up again at start
- *     (netrt_init, then netrt_vm_resume for each VM still running).
+ *     (netrt_init, then netrt_vm_resume for each VM still running). The
+ *     DNS server of a network with egress forwards the names that are not
+ *     its VMs' to the upstreams of cfg.dns_upstream, or to the nameservers
+ *     of /etc/resolv.conf (re-read when it changes); those of networks
+ *     without egress (Internal, hyprd --no-egress) do not (dns_server.h
+ *     says why). The servers' threads are created from hyprd's threads, in
+ *     the host's namespace: their upstream sockets are made there.
  * A VM's TAP on its network number idx is `hv<first 8 hex of its id><idx>`.
  *
  * Locking: everything here runs under d->lock except the DNS servers'
@@ -78,6 +84,7 @@ struct netrt {
     struct port_entry *ports;
     struct proxy *proxy;
     bool egress;  /* hyprd --egress and the host side is set up (egress_host_enable) */
+    struct dns_forward_config fwd; /* the DNS upstreams of networks with egress */
 };
 
 static struct net_entry *net_find(struct hyprd *d, const char *id)
@@ -177,7 +184,7 @@ static int dns_lookup_a(void *ctx, uint32_t client_ip, const char *name, uint32_
     }
     free(ids);
     pthread_mutex_unlock(&d->lock);
-    return *n > 0; /* a name of no running VM is not ours: REFUSED */
+    return *n > 0; /* a name of no running VM is not ours: forwarded, or REFUSED */
 }
 
 static int dns_lookup_ptr(void *ctx, uint32_t client_ip, uint32_t ip, char *name, size_t cap)
@@ -221,6 +228,38 @@ static const struct dns_server_ops dns_ops = { .lookup_a = dns_lookup_a, .lookup
 
 /* ---- a network up and down ---- */
 
+/* d->net->fwd from cfg.dns_upstream (checked by cmd/hyprd.c) or
+ * /etc/resolv.conf; says on stderr where names will go. */
+static void dns_upstreams_init(struct hyprd *d)
+{
+    struct dns_forward_config *f = &d->net->fwd;
+    hypr_error_t e = NULL;
+    memset(f, 0, sizeof(*f));
+    if (!d->net->egress) {
+        fprintf(stderr, "hyprd: DNS: names other than VMs' are not forwarded (no egress)\n");
+        return;
+    }
+    if (d->cfg.dns_upstream == NULL) {
+        f->resolv_conf = "/etc/resolv.conf";
+        fprintf(stderr, "hyprd: DNS: names other than VMs' go to the nameservers of %s (re-read when it changes)\n",
+                f->resolv_conf);
+        return;
+    }
+    if (dns_upstreams_parse(d->cfg.dns_upstream, f->upstreams, DNS_FORWARD_MAX_UPSTREAMS, &f->n, &e) < 0) {
+        f->n = 0;
+        daemon_report(&e, "DNS upstreams (names other than VMs' get REFUSED)");
+        return;
+    }
+    char list[DNS_FORWARD_MAX_UPSTREAMS * (DNS_UPSTREAM_STRLEN + 1)] = "";
+    for (size_t i = 0; i < f->n; i++) {
+        char one[DNS_UPSTREAM_STRLEN];
+        dns_upstream_str(&f->upstreams[i], one, sizeof(one));
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? "," : "", one);
+    }
+    fprintf(stderr, "hyprd: DNS: names other than VMs' go to %s (HYPR_DNS_UPSTREAM)\n",
+            f->n ? list : "nowhere: REFUSED");
+}
+
 static int dns_socket(int nsfd, int type, uint32_t gw, hypr_error_t *err)
 {
     cleanup_close int fd = netns_socket(nsfd, AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, err);
@@ -263,20 +302,22 @@ static int net_up(struct hyprd *d, const struct ipam_network *n, hypr_error_t *e
         return hypr_error_wrap(err, "network `%s`", n->name);
     }
     hypr_error_t e = NULL;
-    if ((udp = dns_socket(ne->nsfd, SOCK_DGRAM, n->gateway, &e)) < 0 ||
-        (tcp = dns_socket(ne->nsfd, SOCK_STREAM, n->gateway, &e)) < 0) {
-        if (udp >= 0)
-            close(udp);
-        daemon_report(&e, "DNS server of network `%s` (its names will not resolve)", n->name);
-    } else if (dns_server_start(&ne->dns, udp, tcp, &dns_ops, ne, DNS_TTL, &e) < 0) { /* took the fds */
-        ne->dns = NULL;
-        daemon_report(&e, "DNS server of network `%s` (its names will not resolve)", n->name);
-    }
     if (d->net->egress && !n->internal) {
         if (egress_network_up(d->db, ne->nsfd, n->id, &n->subnet, NULL, &e) < 0)
             daemon_report(&e, "egress of network `%s` (its VMs reach only their network)", n->name);
         else
             ne->egress = true;
+    }
+    /* names not ours go upstream only from networks that reach the outside */
+    const struct dns_forward_config *fwd = ne->egress ? &d->net->fwd : NULL;
+    if ((udp = dns_socket(ne->nsfd, SOCK_DGRAM, n->gateway, &e)) < 0 ||
+        (tcp = dns_socket(ne->nsfd, SOCK_STREAM, n->gateway, &e)) < 0) {
+        if (udp >= 0)
+            close(udp);
+        daemon_report(&e, "DNS server of network `%s` (its names will not resolve)", n->name);
+    } else if (dns_server_start(&ne->dns, udp, tcp, &dns_ops, ne, DNS_TTL, fwd, &e) < 0) { /* took the fds */
+        ne->dns = NULL;
+        daemon_report(&e, "DNS server of network `%s` (its names will not resolve)", n->name);
     }
     ne->next = d->net->nets;
     d->net->nets = ne;
@@ -334,6 +375,7 @@ int netrt_init(struct hyprd *d, hypr_error_t *err)
         daemon_report(&ee, "egress (VMs reach only their network)");
     else if (d->cfg.egress)
         d->net->egress = true;
+    dns_upstreams_init(d);
     if (asprintf(&nsdir, "%s/netns", d->cfg.runtime_dir) < 0)
         return hypr_error_make(err, ENOMEM, "networks");
     if (daemon_mkdir_p(nsdir, 0700, err) < 0 || proxy_new(&d->net->proxy, err) < 0)

@@ -160,8 +160,10 @@ int dns_query_parse(const uint8_t *msg, size_t len, struct dns_query *q, hypr_er
         q->edns_size = cls;
         q->edns_version = (uint8_t)(ttl >> 16);
     }
-    if (r > 0)
+    if (r > 0) {
+        q->odd_name = true;
         return fail(q, DNS_RCODE_REFUSED, err, "the name has characters no VM name has");
+    }
     if (q->edns && q->edns_version != 0)
         return fail(q, DNS_RCODE_BADVERS, err, "EDNS version not 0");
     return 0;

@@ -2,7 +2,8 @@
  * functions without I/O.
  *
  * Used by net/dns_server.c (one server per network, answering the names of
- * the network's VMs) and fuzzed by tests/fuzz/fuzz_dns.c. The input is a
+ * the network's VMs), net/dns_forward.c (the queries it passes on to
+ * upstream resolvers) and fuzzed by tests/fuzz/fuzz_dns.c. The input is a
  * packet from any VM: hostile. dns_query_parse reads a standard query with
  * exactly one question (no compression pointer there: refused as FORMERR,
  * never followed), skips the other sections record by record within bounds
@@ -15,7 +16,8 @@
  *
  * Names handed out are lowercase ASCII without the trailing dot ("" is the
  * root); only letters, digits, `-`, `_` and `*` may occur in labels, a
- * query for anything else is answered REFUSED (it cannot be one of ours). */
+ * query for anything else fails to parse with REFUSED and odd_name set (it
+ * cannot be one of ours; a server that forwards passes it on). */
 #ifndef HYPR_NET_DNS_H
 #define HYPR_NET_DNS_H
 
@@ -73,6 +75,9 @@ struct dns_query {
     bool edns;            /* an OPT record was present */
     uint8_t edns_version; /* its version (only 0 is supported: BADVERS) */
     uint16_t edns_size;   /* its UDP payload size */
+    /* the name has characters no name of ours has: parsing fails with
+     * REFUSED, but the query is well-formed (a forwarder may pass it on) */
+    bool odd_name;
     int fail_rcode;
 };
 

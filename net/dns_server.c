@@ -1,11 +1,15 @@
 /* net/dns_server.c: the DNS server thread (see dns_server.h for the
  * contract). One epoll loop, level-triggered, over: an eventfd (stop), the
- * UDP socket, the listening TCP socket and the TCP connections (slots).
- * A connection alternates between reading one framed query (EPOLLIN) and
- * writing its framed answer (EPOLLOUT); every state has a deadline. */
+ * UDP socket, the listening TCP socket, the TCP connections (slots) and
+ * the forwarder's upstream sockets (net/dns_forward.c, tags >= TAG_FWD).
+ * A connection alternates between reading one framed query (EPOLLIN),
+ * waiting for the forwarder when the query went upstream (no events but
+ * errors) and writing its framed answer (EPOLLOUT); every state has a
+ * deadline. */
 #include "dns_server.h"
 
 #include "dns.h"
+#include "dns_forward.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,16 +33,19 @@
 #define TAG_UDP 1
 #define TAG_TCP 2
 #define TAG_CLIENT 3
+#define TAG_FWD (1ull << 48)
 
-/* A TCP connection. fd -1: the slot is free. Reading while out_len == 0,
- * writing out[out_off..out_len) otherwise. */
+/* A TCP connection. Reading while out_len == 0 and not waiting, waiting
+ * for the forwarder, or writing out[out_off..out_len) (out holds out_cap
+ * bytes: 2 + ANSWER_MAX, more for a large forwarded answer). */
 struct tcp_client {
     int fd;
     uint32_t ip;
+    bool waiting;
     uint8_t in[2 + QUERY_MAX];
     size_t in_len;
-    uint8_t out[2 + ANSWER_MAX];
-    size_t out_len, out_off;
+    uint8_t *out;
+    size_t out_cap, out_len, out_off;
     int64_t deadline; /* ms, CLOCK_MONOTONIC */
 };
 
@@ -48,6 +55,7 @@ struct dns_server {
     void *ctx;
     uint32_t ttl;
     pthread_t thread;
+    struct dns_forwarder *fwd; /* NULL: nothing is forwarded */
     int64_t tcp_paused_until; /* accept failed for want of fds: retry later */
     struct tcp_client *clients[DNS_SERVER_TCP_CLIENTS];
 };
@@ -61,15 +69,32 @@ static int64_t now_ms(void)
 
 /* ---- answering ---- */
 
-/* Builds the answer to msg[0..len) from client into out[cap] (cap further
- * limited for UDP). Returns its length, 0 when nothing is to be sent. */
-static size_t answer(struct dns_server *s, uint32_t client, const uint8_t *msg, size_t len, bool udp, uint8_t *out,
-                     size_t cap)
+/* A query for a name that is not ours: handed to the forwarder (REFUSED
+ * without one or without upstreams, SERVFAIL over its limits). Returns
+ * that rcode, or -1 when the forwarder will answer (*pending). */
+static int forward(struct dns_server *s, const struct dns_fwd_client *who, const struct dns_query *q,
+                   const uint8_t *msg, size_t len, bool udp, bool *pending)
+{
+    int r = s->fwd ? dns_forwarder_submit(s->fwd, q, msg, len, !udp, who) : 0;
+    if (r > 0) {
+        *pending = true;
+        return -1;
+    }
+    return r == 0 ? DNS_RCODE_REFUSED : DNS_RCODE_SERVFAIL;
+}
+
+/* Builds the answer to msg[0..len) from who into out[cap] (cap further
+ * limited for UDP). Returns its length, 0 when nothing is to be sent now:
+ * *pending tells whether the forwarder answers later. */
+static size_t answer(struct dns_server *s, const struct dns_fwd_client *who, const uint8_t *msg, size_t len, bool udp,
+                     uint8_t *out, size_t cap, bool *pending)
 {
     struct dns_query q;
     hypr_error_t err = NULL;
     size_t n = 0;
     int rcode = DNS_RCODE_NOERROR, r;
+    uint32_t client = who->ip;
+    *pending = false;
     if (dns_query_parse(msg, len, &q, &err) < 0) {
         hypr_error_free(&err);
         if (q.fail_rcode < 0)
@@ -78,10 +103,12 @@ static size_t answer(struct dns_server *s, uint32_t client, const uint8_t *msg, 
     }
     size_t limit = udp && dns_udp_limit(&q) < cap ? dns_udp_limit(&q) : cap;
     uint32_t ip;
-    if (rcode != DNS_RCODE_NOERROR) {
+    if (rcode == DNS_RCODE_REFUSED && q.odd_name) {
+        rcode = forward(s, who, &q, msg, len, udp, pending); /* well-formed, but no name of ours */
+    } else if (rcode != DNS_RCODE_NOERROR) {
         /* answered below */
     } else if (q.qclass != DNS_CLASS_IN && q.qclass != DNS_CLASS_ANY) {
-        rcode = DNS_RCODE_REFUSED;
+        rcode = forward(s, who, &q, msg, len, udp, pending);
     } else if (dns_ptr_name_to_ip4(q.name, &ip)) {
         char name[DNS_NAME_MAX + 2] = "";
         r = s->ops.lookup_ptr(s->ctx, client, ip, name, sizeof(name));
@@ -89,7 +116,7 @@ static size_t answer(struct dns_server *s, uint32_t client, const uint8_t *msg, 
         if (r < 0)
             rcode = DNS_RCODE_SERVFAIL;
         else if (r == 0)
-            rcode = DNS_RCODE_REFUSED;
+            rcode = forward(s, who, &q, msg, len, udp, pending);
         else if (q.qtype == DNS_TYPE_PTR || q.qtype == DNS_TYPE_ANY) {
             if (dns_build_ptr(&q, name, s->ttl, out, limit, &n, &err) == 0)
                 return n;
@@ -105,7 +132,7 @@ static size_t answer(struct dns_server *s, uint32_t client, const uint8_t *msg, 
         if (r < 0)
             rcode = DNS_RCODE_SERVFAIL;
         else if (r == 0)
-            rcode = DNS_RCODE_REFUSED;
+            rcode = forward(s, who, &q, msg, len, udp, pending);
         else if ((q.qtype == DNS_TYPE_A || q.qtype == DNS_TYPE_ANY) && na > 0) {
             if (dns_build_a(&q, addrs, na, s->ttl, out, limit, &n, &err) == 0)
                 return n;
@@ -113,6 +140,8 @@ static size_t answer(struct dns_server *s, uint32_t client, const uint8_t *msg, 
             rcode = DNS_RCODE_SERVFAIL;
         }
     }
+    if (*pending)
+        return 0;
     if (dns_build_rcode(&q, rcode, out, limit, &n, &err) < 0) {
         hypr_error_free(&err);
         return 0;
@@ -137,7 +166,9 @@ static void udp_ready(struct dns_server *s)
         }
         if (fl < sizeof(from) || from.sin_family != AF_INET)
             continue;
-        size_t n = answer(s, ntohl(from.sin_addr.s_addr), in, (size_t)r, true, out, sizeof(out));
+        struct dns_fwd_client who = { .ip = ntohl(from.sin_addr.s_addr), .tcp_slot = -1, .peer = from };
+        bool pending;
+        size_t n = answer(s, &who, in, (size_t)r, true, out, sizeof(out), &pending);
         if (n)
             (void)sendto(s->udp_fd, out, n, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&from, fl);
     }
@@ -150,7 +181,10 @@ static void client_close(struct dns_server *s, int slot)
     struct tcp_client *c = s->clients[slot];
     if (c == NULL)
         return;
+    if (c->waiting && s->fwd)
+        dns_forwarder_cancel_tcp(s->fwd, slot);
     close(c->fd); /* also leaves the epoll set */
+    free(c->out);
     free(c);
     s->clients[slot] = NULL;
 }
@@ -178,18 +212,25 @@ static void tcp_accept(struct dns_server *s)
         int slot = 0;
         while (slot < DNS_SERVER_TCP_CLIENTS && s->clients[slot])
             slot++;
-        struct tcp_client *c = slot < DNS_SERVER_TCP_CLIENTS ? malloc(sizeof(*c)) : NULL;
+        struct tcp_client *c = slot < DNS_SERVER_TCP_CLIENTS ? calloc(1, sizeof(*c)) : NULL;
+        if (c && (c->out = malloc(2 + ANSWER_MAX)) == NULL) {
+            free(c);
+            c = NULL;
+        }
         if (c == NULL || fl < sizeof(from) || from.sin_family != AF_INET) {
+            if (c)
+                free(c->out);
             free(c);
             close(fd); /* too many connections */
             continue;
         }
         c->fd = fd;
         c->ip = ntohl(from.sin_addr.s_addr);
-        c->in_len = c->out_len = c->out_off = 0;
+        c->out_cap = 2 + ANSWER_MAX;
         c->deadline = now_ms() + DNS_SERVER_TCP_TIMEOUT_MS;
         struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_CLIENT + (uint64_t)slot };
         if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            free(c->out);
             free(c);
             close(fd);
             continue;
@@ -244,7 +285,17 @@ static void client_read(struct dns_server *s, int slot)
     }
     if (c->in_len < 2 || c->in_len < 2 + (size_t)(c->in[0] << 8 | c->in[1]))
         return;
-    size_t n = answer(s, c->ip, c->in + 2, c->in_len - 2, false, c->out + 2, ANSWER_MAX);
+    struct dns_fwd_client who = { .ip = c->ip, .tcp_slot = slot };
+    bool pending;
+    size_t n = answer(s, &who, c->in + 2, c->in_len - 2, false, c->out + 2, ANSWER_MAX, &pending);
+    if (pending) {
+        /* the forwarder answers (fwd_done); meanwhile only errors are watched */
+        c->waiting = true;
+        c->deadline = now_ms() + DNS_SERVER_TCP_TIMEOUT_MS;
+        if (client_watch(s, slot, 0) < 0)
+            client_close(s, slot);
+        return;
+    }
     if (n == 0) {
         client_close(s, slot); /* not a query we answer: no reason to keep the connection */
         return;
@@ -257,10 +308,49 @@ static void client_read(struct dns_server *s, int slot)
     client_write(s, slot);
 }
 
-/* Closes expired connections, resumes accepting; returns the epoll timeout. */
+/* The forwarder's answer for who: to the UDP client, or written on the
+ * TCP connection that waits for it. */
+static void fwd_done(void *ctx, const struct dns_fwd_client *who, const uint8_t *reply, size_t len)
+{
+    struct dns_server *s = ctx;
+    if (who->tcp_slot < 0) {
+        (void)sendto(s->udp_fd, reply, len, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)&who->peer,
+                     sizeof(who->peer));
+        return;
+    }
+    int slot = who->tcp_slot;
+    struct tcp_client *c = s->clients[slot];
+    if (c == NULL || !c->waiting)
+        return;
+    c->waiting = false;
+    if (len + 2 > c->out_cap) {
+        uint8_t *big = realloc(c->out, len + 2);
+        if (big == NULL) {
+            client_close(s, slot);
+            return;
+        }
+        c->out = big;
+        c->out_cap = len + 2;
+    }
+    memcpy(c->out + 2, reply, len);
+    c->out[0] = (uint8_t)(len >> 8);
+    c->out[1] = (uint8_t)len;
+    c->out_len = len + 2;
+    c->out_off = 0;
+    c->deadline = now_ms() + DNS_SERVER_TCP_TIMEOUT_MS;
+    client_write(s, slot);
+}
+
+/* Closes expired connections, resumes accepting, moves timed-out forwarded
+ * queries on; returns the epoll timeout. */
 static int sweep(struct dns_server *s)
 {
     int64_t now = now_ms(), next = now + 1000;
+    if (s->fwd) {
+        int64_t f = dns_forwarder_sweep(s->fwd, now);
+        if (f < next)
+            next = f > now ? f : now;
+    }
     for (int i = 0; i < DNS_SERVER_TCP_CLIENTS; i++) {
         if (s->clients[i] == NULL)
             continue;
@@ -290,7 +380,9 @@ static void *server_main(void *arg)
             uint64_t tag = evs[i].data.u64;
             if (tag == TAG_STOP)
                 return NULL;
-            if (tag == TAG_UDP) {
+            if (tag >= TAG_FWD) {
+                dns_forwarder_event(s->fwd, tag, evs[i].events);
+            } else if (tag == TAG_UDP) {
                 udp_ready(s);
             } else if (tag == TAG_TCP) {
                 tcp_accept(s);
@@ -300,6 +392,8 @@ static void *server_main(void *arg)
                     continue;
                 if (evs[i].events & (EPOLLERR | EPOLLHUP))
                     client_close(s, slot);
+                else if (s->clients[slot]->waiting)
+                    continue;
                 else if (s->clients[slot]->out_len)
                     client_write(s, slot);
                 else
@@ -316,6 +410,7 @@ static void server_free(struct dns_server *s)
 {
     for (int i = 0; i < DNS_SERVER_TCP_CLIENTS; i++)
         client_close(s, i);
+    dns_forwarder_free(s->fwd); /* after the connections: they cancel their queries in it */
     if (s->udp_fd >= 0)
         close(s->udp_fd);
     if (s->tcp_fd >= 0)
@@ -340,7 +435,7 @@ static int set_nonblock(int fd)
 }
 
 int dns_server_start(struct dns_server **out, int udp_fd, int tcp_fd, const struct dns_server_ops *ops, void *ctx,
-                     uint32_t ttl, hypr_error_t *err)
+                     uint32_t ttl, const struct dns_forward_config *fwd, hypr_error_t *err)
 {
     struct dns_server *s = calloc(1, sizeof(*s));
     if (s == NULL) {
@@ -367,6 +462,10 @@ int dns_server_start(struct dns_server **out, int udp_fd, int tcp_fd, const stru
         int e = errno;
         server_free(s);
         return hypr_error_make(err, e, "start the DNS server");
+    }
+    if (fwd && dns_forwarder_new(&s->fwd, fwd, s->epfd, TAG_FWD, fwd_done, s, err) < 0) {
+        server_free(s);
+        return hypr_error_wrap(err, "start the DNS server");
     }
     /* the thread takes no signal: the daemon handles them on its own threads */
     sigset_t all, old;

@@ -33,6 +33,8 @@ PKGS=(
   debootstrap zstd
   # misc used by tests
   socat e2fsprogs
+  # net e2e: the upstream resolver hyprd's DNS forwards to (tests/e2e/net.sh)
+  dnsmasq-base
 )
 
 missing=()

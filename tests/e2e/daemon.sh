@@ -16,6 +16,8 @@ unset HYPR_HOST
 # no egress NAT: the tests leave the host's forwarding and nftables alone
 # (net.sh's egress cases turn it on with --egress, in the test host only)
 export HYPR_EGRESS=0
+# and no DNS forwarding to the machine's resolvers (as tests/lib/e2e.sh)
+export HYPR_DNS_UPSTREAM=none
 SOCK=$HYPR_RUNTIME_DIR/hypr.sock
 HYPR=$ROOT/bin/hypr
 nfail=0

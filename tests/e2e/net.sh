@@ -6,7 +6,9 @@
 # tests/kvmhost/vmrun (as tests/run does). Prints `ok NAME` / `FAIL NAME:
 # why`; exits 1 if any failed. Traffic goes only to the test host's loopback,
 # to addresses inside the namespaces hyprd creates and, for the egress
-# cases, to a dummy address the test adds inside the test host. The image is
+# cases, to a dummy address the test adds inside the test host; the DNS
+# forwarding cases forward to a dnsmasq of the test's own on 127.0.0.1
+# (HYPR_DNS_UPSTREAM: never the machine's resolvers). The image is
 # build/test-images/docker-save.tar (tests/e2e/prepare): busybox with
 # Entrypoint ["/bin/sh", "-c"], User 1000:1000, WorkingDir /data.
 set -u
@@ -37,7 +39,24 @@ hrun() { timeout 300 "$HYPR" run "$@"; }
 wait_log() { for _ in $(seq "$2"); do "$HYPR" logs "$1" 2>/dev/null | grep -q "$3" && return 0; sleep 1; done; return 1; }
 
 . tests/lib/e2e.sh
-trap e2e_cleanup EXIT
+# The upstream resolver of the DNS forwarding cases: dnsmasq on the test
+# host's loopback, answering outside.test and probe.test itself, with no
+# upstream of its own, logging every query. hyprd's networks with egress
+# forward to it (tests/lib/e2e.sh set HYPR_DNS_UPSTREAM=none: replaced).
+dns_port=15353
+dnsmasq_pid=
+trap '[ -n "$dnsmasq_pid" ] && kill "$dnsmasq_pid" 2>/dev/null; e2e_cleanup' EXIT
+"$(command -v dnsmasq || echo /usr/sbin/dnsmasq)" --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
+    --listen-address=127.0.0.1 --port=$dns_port --address=/outside.test/10.1.2.3 --address=/probe.test/10.1.2.4 \
+    --pid-file= --user=root --log-queries --log-facility="$work/dnsmasq.log" 2>>"$work/dnsmasq.err" &
+dnsmasq_pid=$!
+export HYPR_DNS_UPSTREAM=127.0.0.1:$dns_port
+out=
+for _ in $(seq 50); do
+    out=$(busybox nslookup -port=$dns_port probe.test 127.0.0.1 2>&1) && has "$out" 10.1.2.4 && break
+    sleep 0.2
+done
+why="$out $(cat "$work/dnsmasq.err" 2>&1)"; check dns_upstream_dnsmasq has "$out" 10.1.2.4
 
 if ! e2e_start_hyprd; then
     fail daemon_start "hyprd did not start"
@@ -69,8 +88,11 @@ out=$(hrun --rm --network app -u 0 busybox "$HTTP_GET; http_get db 8000 /index.h
 why="rc=$rc $out"; check name_resolves_tcp has "$out" hello-from-db
 out=$(hrun --rm --network app -u 0 busybox "$HTTP_GET; http_get database 8000 /index.html" 2>&1); rc=$?
 why="rc=$rc $out"; check alias_resolves has "$out" hello-from-db
-out=$(hrun --rm --network app busybox 'cat /etc/resolv.conf /etc/hosts; hostname' 2>&1)
+out=$(hrun --rm --network app busybox 'cat /etc/resolv.conf /etc/hosts; hostname; busybox nslookup outside.test' 2>&1)
 why="$out"; check guest_resolv_conf grep -q 'nameserver 10.89.0.1' <<<"$out"
+# hyprd runs without egress here: names not ours are not forwarded (REFUSED)
+why="$out $(tail -3 "$work/dnsmasq.log" 2>&1)"
+check dns_not_forwarded_without_egress eval 'has "$out" REFUSED && lacks "$out" "10\.1\.2\.3" && ! grep -q outside.test "$work/dnsmasq.log"'
 
 # a VM on another network can reach neither the address nor the name
 out=$(hrun --rm --network other -u 0 busybox \
@@ -195,14 +217,23 @@ hrun -d --name egrweb --network egr -u 0 busybox \
     'echo egr-secret > /tmp/index.html; echo serving; exec busybox httpd -f -p 8000 -h /tmp' >"$work/out" 2>&1
 wait_log egrweb 90 serving
 egrweb_ip=$("$HYPR" inspect egrweb | sed -n 's/.*"IPAddress": *"\([0-9.]*\)".*/\1/p' | head -1)
+# DNS forwarding (net/dns_forward.h): a network with egress sends names not
+# its VMs' to the upstream (dnsmasq) and relays the answer; its VMs' names
+# are still answered by hyprd, never asked upstream
+out=$(hrun --rm --network egr -u 0 busybox 'busybox nslookup outside.test; busybox nslookup egrweb' 2>&1)
+why="$out $(tail -5 "$work/dnsmasq.log" 2>&1)"; check dns_forwards_outside_name has "$out" "Address: *10\.1\.2\.3"
+why="ip=$egrweb_ip $out"
+check dns_own_names_not_forwarded eval '[ -n "$egrweb_ip" ] && has "$out" "Address: *$egrweb_ip" && ! grep -q egrweb "$work/dnsmasq.log"'
 # a VM of another network (`other`, egress too): out to the uplink, not into egr
 out=$(hrun --rm --network other -u 0 busybox \
     "$HTTP_GET; echo | busybox nc -w 10 10.250.0.1 7777; echo nc=\$?; http_get $egrweb_ip 8000 /index.html; echo get=\$?" 2>&1)
 why="$out"; check egress_reaches_uplink has "$out" egress-ok
 why="$(cat "$work/egress-peers" 2>&1)"; check egress_masqueraded eval 'grep -qx 10.250.0.2 "$work/egress-peers" && ! grep -q "^10\.8[89]\." "$work/egress-peers"'
 why="ip=$egrweb_ip $out"; check egress_networks_still_isolated eval '[ -n "$egrweb_ip" ] && lacks "$out" egr-secret && has "$out" "get=1\$"'
-out=$(hrun --rm --network egrint -u 0 busybox 'echo | busybox nc -w 5 10.250.0.1 7777; echo nc=$?' 2>&1)
+out=$(hrun --rm --network egrint -u 0 busybox 'echo | busybox nc -w 5 10.250.0.1 7777; echo nc=$?; busybox nslookup outside.test' 2>&1)
 why="$out"; check egress_none_when_internal eval 'lacks "$out" egress-ok && has "$out" "nc=1\$"'
+# nor DNS forwarding from an internal network
+why="$out"; check dns_not_forwarded_when_internal eval 'has "$out" REFUSED && lacks "$out" "10\.1\.2\.3"'
 # a crash of hyprd: the next one reuses the device, route and rules as they are
 kill -9 "$hyprd_pid"; wait "$hyprd_pid" 2>/dev/null
 egress_restart --egress
@@ -223,6 +254,8 @@ ip netns del "$egress_ns" 2>/dev/null
 if [ "$nfail" != 0 ]; then
     echo "# hyprd's log (last 30 lines):"
     tail -30 "$work/hyprd.log" | sed 's/^/#   /'
+    echo "# dnsmasq's log (last 10 lines):"
+    tail -10 "$work/dnsmasq.log" 2>&1 | sed 's/^/#   /'
     echo "# VMMs still running:"
     pgrep -af hypr-vmm | cut -c1-300 | sed 's/^/#   /'
     for f in "$HYPR_DATA_DIR"/vms/*/console.log; do

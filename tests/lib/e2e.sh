@@ -10,9 +10,15 @@
 #   e2e_cleanup       removes every VM, stops hyprd and any hypr-shim left
 #                     from $work, releases the networks' namespace mounts and
 #                     removes $work and $HYPR_RUNTIME_DIR. For `trap ... EXIT`.
+#
+# Sourcing it sets HYPR_DNS_UPSTREAM=none (whatever the caller's environment
+# says): the networks' DNS never forwards a VM's query to the machine's real
+# resolvers in a test. A suite that tests forwarding sets it again after
+# sourcing, to a resolver of its own on loopback (tests/e2e/net.sh).
 
 E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 hyprd_pid=
+export HYPR_DNS_UPSTREAM=none
 
 e2e_start_hyprd() {
     "$E2E_ROOT/bin/hyprd" >>"$work/hyprd.log" 2>&1 &

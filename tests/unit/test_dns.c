@@ -469,7 +469,7 @@ static int srv_start(struct srv *v)
         printf("# no port free for both UDP and TCP\n");
         return -1;
     }
-    if (dns_server_start(&v->s, u, t, &ops, &v->names, 5, &err) < 0) {
+    if (dns_server_start(&v->s, u, t, &ops, &v->names, 5, NULL, &err) < 0) {
         printf("# %s\n", err->msg);
         hypr_error_free(&err);
         return -1;
@@ -749,12 +749,12 @@ TEST(server_udp_only_and_bad_start)
     hypr_error_t err = NULL;
     struct dns_server_ops none = { 0 };
     int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    CHECK(dns_server_start(&s, u, -1, &none, NULL, 5, &err) < 0 && err->status == EINVAL);
+    CHECK(dns_server_start(&s, u, -1, &none, NULL, 5, NULL, &err) < 0 && err->status == EINVAL);
     hypr_error_free(&err);
     /* the fd was taken (closed) even so */
     CHECK(fcntl(u, F_GETFD) < 0 && errno == EBADF);
     u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    CHECK(dns_server_start(&s, u, -1, &ops, NULL, 5, &err) == 0);
+    CHECK(dns_server_start(&s, u, -1, &ops, NULL, 5, NULL, &err) == 0);
     dns_server_stop(s);
     dns_server_stop(NULL);
 }
