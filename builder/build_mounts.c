@@ -620,8 +620,13 @@ static int prepare_all(struct bctx *c, struct bstate *st, struct brun_parsed *p,
         }
     }
     if (f->scratch) { /* the share first: the binds' sources live in it */
+        /* writable when a bind is (rw: the step may write, into the copy) */
+        bool rw = false;
+        for (size_t i = 0; i < p->n; i++)
+            rw |= p->m[i].type == BM_BIND && !p->m[i].ro;
         cleanup_free char *spec = NULL;
-        if (asprintf(&spec, "%s:" MOUNTS_GUEST ":ro", f->scratch) < 0 || arg_add(f, "--share", spec) < 0)
+        if (asprintf(&spec, "%s:" MOUNTS_GUEST "%s", f->scratch, rw ? "" : ":ro") < 0 ||
+            arg_add(f, "--share", spec) < 0)
             return hypr_error_make(err, ENOMEM, "RUN --mount");
     }
     return 0;
