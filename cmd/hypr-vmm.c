@@ -382,15 +382,21 @@ static int add_mount(struct net_vol_opts *o, const char *src, const char *target
     return 0;
 }
 
+/* Cuts a trailing ":ro" or ":rw" off spec; true for ":ro". */
+static bool cut_ro_suffix(char *spec)
+{
+    size_t l = strlen(spec);
+    if (l > 3 && (strcmp(spec + l - 3, ":ro") == 0 || strcmp(spec + l - 3, ":rw") == 0)) {
+        spec[l - 3] = 0;
+        return spec[l - 1] == 'o';
+    }
+    return false;
+}
+
 /* --volume FILE:TARGET[:ro] (also :rw) */
 static int parse_volume(char *spec, struct net_vol_opts *o, hypr_error_t *err)
 {
-    size_t l = strlen(spec);
-    bool ro = false;
-    if (l > 3 && (strcmp(spec + l - 3, ":ro") == 0 || strcmp(spec + l - 3, ":rw") == 0)) {
-        ro = spec[l - 1] == 'o';
-        spec[l - 3] = 0;
-    }
+    bool ro = cut_ro_suffix(spec);
     char *colon = strrchr(spec, ':');
     if (colon == NULL || colon == spec || colon[1] != '/')
         return hypr_error_make(err, 0, "--volume `%s`: expected FILE:TARGET[:ro] with TARGET absolute", spec);
@@ -421,12 +427,7 @@ static int parse_tmpfs(char *spec, struct net_vol_opts *o, hypr_error_t *err)
 /* --bind SRC:TARGET[:ro] (also :rw): a bind mount of guest path SRC */
 static int parse_bind(char *spec, struct net_vol_opts *o, hypr_error_t *err)
 {
-    size_t l = strlen(spec);
-    bool ro = false;
-    if (l > 3 && (strcmp(spec + l - 3, ":ro") == 0 || strcmp(spec + l - 3, ":rw") == 0)) {
-        ro = spec[l - 1] == 'o';
-        spec[l - 3] = 0;
-    }
+    bool ro = cut_ro_suffix(spec);
     char *colon = strrchr(spec, ':');
     if (spec[0] != '/' || colon == NULL || colon[1] != '/')
         return hypr_error_make(err, 0, "--bind `%s`: expected SRC:TARGET[:ro] with both absolute", spec);
@@ -500,12 +501,7 @@ static int parse_share(char *spec, struct vmm_share *shares, int *nshares, struc
                        hypr_error_t *err)
 {
     static char tags[MAX_SHARES][16];
-    size_t l = strlen(spec);
-    bool ro = false;
-    if (l > 3 && (strcmp(spec + l - 3, ":ro") == 0 || strcmp(spec + l - 3, ":rw") == 0)) {
-        ro = spec[l - 1] == 'o';
-        spec[l - 3] = 0;
-    }
+    bool ro = cut_ro_suffix(spec);
     char *colon = strrchr(spec, ':');
     if (colon == NULL || colon == spec || colon[1] != '/')
         return hypr_error_make(err, 0, "--share `%s`: expected DIR:TARGET[:ro] with TARGET absolute", spec);
