@@ -75,6 +75,8 @@ int bstep_copy(struct bctx *c, struct bstate *st, const struct df_instr *in, boo
  * refused. */
 int bstep_tree(struct bctx *c, const char *root, const char *rel_src, bool in_context, const char *dst,
                char digest[65], hypr_error_t *err);
+/* Copies regular file src (not a symlink) to the new file dst, with mode. */
+int bstep_copy_file(const char *src, const char *dst, mode_t mode, hypr_error_t *err);
 /* An earlier stage's or an image's rootfs, unpacked into a new scratch
  * directory *root (COPY --from, RUN --mount=from=). */
 int bstep_from_root(struct bctx *c, const char *from, char **root, hypr_error_t *err);
@@ -84,7 +86,9 @@ int bstep_from_root(struct bctx *c, const char *from, char **root, hypr_error_t 
  * --tmpfs); env holds "K=V" of secrets with env=; key describes every flag
  * (not the contents of caches or secrets) for the step's cache key, "" when
  * the RUN has none; locks are the cache mounts' flock()s, held until
- * brun_flags_release; scratch (may be NULL) is removed then. */
+ * brun_flags_release; scratch (may be NULL) is removed then; parsed holds
+ * the mounts as brun_flags_parse read them, for brun_flags_prepare. */
+struct brun_parsed;
 struct brun_flags {
     char **args;
     size_t nargs;
@@ -95,14 +99,15 @@ struct brun_flags {
     int locks[16];
     size_t nlocks;
     char *scratch;
+    struct brun_parsed *parsed;
 };
 /* Parses the flags and computes the key (bind sources' digests included). */
 int brun_flags_parse(struct bctx *c, struct bstate *st, const struct df_instr *in, struct brun_flags *f,
                      hypr_error_t *err);
 /* On a cache miss, before the VM: makes the mounts' sources (bind copies,
- * cache directories, secrets) and the hypr-vmm arguments. */
-int brun_flags_prepare(struct bctx *c, struct bstate *st, const struct df_instr *in, struct brun_flags *f,
-                       hypr_error_t *err);
+ * cache directories, secrets) and the hypr-vmm arguments, from the mounts
+ * brun_flags_parse read. */
+int brun_flags_prepare(struct bctx *c, const struct df_instr *in, struct brun_flags *f, hypr_error_t *err);
 void brun_flags_release(struct brun_flags *f);
 /* The from= of a --mount value as written (unexpanded) into buf; NULL
  * when it has none. */

@@ -382,11 +382,9 @@ int brun_flags_parse(struct bctx *c, struct bstate *st, const struct df_instr *i
     memset(f, 0, sizeof(*f));
     for (size_t i = 0; i < sizeof(f->locks) / sizeof(f->locks[0]); i++)
         f->locks[i] = -1;
-    struct brun_parsed *p = calloc(1, sizeof(*p));
-    if (p == NULL)
+    if ((f->parsed = calloc(1, sizeof(*f->parsed))) == NULL)
         return hypr_error_make(err, ENOMEM, "RUN");
-    int r = parse_all(c, st, in, p, f, err);
-    parsed_free(p);
+    int r = parse_all(c, st, in, f->parsed, f, err);
     if (r == 0 && f->key == NULL && (f->key = strdup("")) == NULL)
         r = hypr_error_make(err, ENOMEM, "RUN");
     return r;
@@ -531,25 +529,8 @@ static int secret_put(struct bctx *c, struct brun_flags *f, const struct bmount 
         return 0;
     if (asprintf(&dst, "%s/%d", share, n) < 0)
         return hypr_error_make(err, ENOMEM, "RUN --mount");
-    int fdin = open(src, O_RDONLY | O_CLOEXEC), fdout = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    int r = fdin < 0 || fdout < 0 ? -1 : 0;
-    while (r == 0) {
-        char buf[65536];
-        ssize_t k = read(fdin, buf, sizeof(buf));
-        if (k <= 0) {
-            r = k < 0 ? -1 : 1;
-            break;
-        }
-        if (write(fdout, buf, (size_t)k) != k)
-            r = -1;
-    }
-    int e = errno;
-    if (fdin >= 0)
-        close(fdin);
-    if (fdout >= 0)
-        close(fdout);
-    if (r < 0)
-        return hypr_error_make(err, e, "copy secret `%s`", m->id);
+    if (bstep_copy_file(src, dst, 0600, err) < 0)
+        return hypr_error_wrap(err, "secret `%s`", m->id);
     if (chown(dst, m->uid >= 0 ? (uid_t)m->uid : 0, m->gid >= 0 ? (gid_t)m->gid : 0) < 0 ||
         chmod(dst, m->mode >= 0 ? (mode_t)m->mode : 0400) < 0)
         return hypr_error_make(err, errno, "secret `%s`", m->id);
@@ -557,10 +538,8 @@ static int secret_put(struct bctx *c, struct brun_flags *f, const struct bmount 
     return 0;
 }
 
-static int prepare_all(struct bctx *c, struct bstate *st, struct brun_parsed *p, struct brun_flags *f,
-                       hypr_error_t *err)
+static int prepare_all(struct bctx *c, struct brun_parsed *p, struct brun_flags *f, hypr_error_t *err)
 {
-    (void)st;
     bool need_share = false;
     for (size_t i = 0; i < p->n; i++)
         need_share |= p->m[i].type == BM_BIND || p->m[i].type == BM_SECRET;
@@ -632,18 +611,9 @@ static int prepare_all(struct bctx *c, struct bstate *st, struct brun_parsed *p,
     return 0;
 }
 
-int brun_flags_prepare(struct bctx *c, struct bstate *st, const struct df_instr *in, struct brun_flags *f,
-                       hypr_error_t *err)
+int brun_flags_prepare(struct bctx *c, const struct df_instr *in, struct brun_flags *f, hypr_error_t *err)
 {
-    struct brun_parsed *p = calloc(1, sizeof(*p));
-    if (p == NULL)
-        return hypr_error_make(err, ENOMEM, "RUN");
-    struct brun_flags again = { 0 };
-    int r = parse_all(c, st, in, p, &again, err);
-    free(again.key);
-    if (r == 0)
-        r = prepare_all(c, st, p, f, err);
-    parsed_free(p);
+    int r = prepare_all(c, f->parsed, f, err);
     if (r < 0)
         hypr_error_wrap(err, "Dockerfile:%d", in->line);
     return r;
@@ -658,6 +628,8 @@ void brun_flags_release(struct brun_flags *f)
         free(f->env[i]);
     free(f->env);
     free(f->key);
+    if (f->parsed)
+        parsed_free(f->parsed);
     for (size_t i = 0; i < f->nlocks; i++)
         close(f->locks[i]);
     if (f->scratch) {

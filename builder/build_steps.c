@@ -277,7 +277,7 @@ int bstep_run(struct bctx *c, struct bstate *st, const struct df_instr *in, hypr
         hypr_error_make(err, ENOMEM, "RUN");
         goto out;
     }
-    if (brun_flags_prepare(c, st, in, &fl, err) < 0)
+    if (brun_flags_prepare(c, in, &fl, err) < 0)
         goto out;
     for (size_t k = 0; k < fl.nargs; k++)
         bad |= sv_add(&a, fl.args[k]);
@@ -879,8 +879,7 @@ out:
 
 /* ---- trees, for RUN --mount=type=bind (build_mounts.c) ---- */
 
-/* Copies regular file src to dst (created, mode). */
-static int copy_file(const char *src, const char *dst, mode_t mode, hypr_error_t *err)
+int bstep_copy_file(const char *src, const char *dst, mode_t mode, hypr_error_t *err)
 {
     cleanup_close int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (in < 0)
@@ -929,7 +928,7 @@ static int tree_put(const struct centry *e, const char *dst, bool keep_owner, hy
         if (symlink(target, path) < 0)
             r = hypr_error_make(err, errno, "symlink `%s`", path);
     } else {
-        r = copy_file(e->src, path, e->sb.st_mode, err);
+        r = bstep_copy_file(e->src, path, e->sb.st_mode, err);
     }
     if (r == 0 && lchown(path, keep_owner ? e->sb.st_uid : 0, keep_owner ? e->sb.st_gid : 0) < 0 && errno != EPERM)
         r = hypr_error_make(err, errno, "chown `%s`", path);
